@@ -104,4 +104,3 @@ func (tx *Tx) AuditRecord(ctx context.Context, workspace string, seq int64) (*Au
 	}
 	return &recs[0], nil
 }
-

@@ -150,4 +150,3 @@ func (tx *Tx) DeleteResource(ctx context.Context, workspaceID int64, path string
 	}
 	return nil
 }
-
