@@ -227,6 +227,20 @@ func (tx *Tx) Lock(ctx context.Context, key string) error {
 	return nil
 }
 
+// LockShared takes a lock named by key in shared mode for the rest of the
+// transaction: many holders at once, but none beside a holder of Lock.
+func (tx *Tx) LockShared(ctx context.Context, key string) error {
+	if tx.dialect != Postgres {
+		return nil
+	}
+	_, err := tx.q.ExecContext(ctx,
+		"SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", key)
+	if err != nil {
+		return fmt.Errorf("take shared lock %s: %w", key, err)
+	}
+	return nil
+}
+
 // redactDSN drops the password from a database address.
 func redactDSN(addr string) string {
 	u, err := url.Parse(addr)
