@@ -212,7 +212,10 @@ func (k *Keyring) createDataKey(ctx context.Context, tx *store.Tx, workspaceID i
 // keysFor returns a workspace's keys holding version (any, if 0), loading
 // versions this keyring has not seen from the database: another server may
 // have created or rotated them.
-func (k *Keyring) keysFor(ctx context.Context, workspaceID int64, version int) (*workspaceKeys, error) {
+//
+// Inside a transaction, tx must be that transaction: a read on another
+// connection could wait for a connection the transaction's peers hold.
+func (k *Keyring) keysFor(ctx context.Context, tx *store.Tx, workspaceID int64, version int) (*workspaceKeys, error) {
 	k.mu.RLock()
 	wk := k.keys[workspaceID]
 	k.mu.RUnlock()
@@ -220,7 +223,7 @@ func (k *Keyring) keysFor(ctx context.Context, workspaceID int64, version int) (
 		return wk, nil
 	}
 
-	wk, err := k.loadWorkspace(ctx, workspaceID)
+	wk, err := k.loadWorkspace(ctx, tx, workspaceID)
 	if err != nil {
 		return nil, err
 	}
@@ -233,8 +236,11 @@ func (k *Keyring) keysFor(ctx context.Context, workspaceID int64, version int) (
 
 // loadWorkspace unwraps the data keys of one workspace that are not in
 // memory yet and returns the workspace's keys, or nil if it has none.
-func (k *Keyring) loadWorkspace(ctx context.Context, workspaceID int64) (*workspaceKeys, error) {
-	stored, err := k.db.Direct().DataKeys(ctx, workspaceID)
+func (k *Keyring) loadWorkspace(ctx context.Context, tx *store.Tx, workspaceID int64) (*workspaceKeys, error) {
+	if tx == nil {
+		tx = k.db.Direct()
+	}
+	stored, err := tx.DataKeys(ctx, workspaceID)
 	if err != nil || len(stored) == 0 {
 		return nil, err
 	}
@@ -300,7 +306,7 @@ func (k *Keyring) Seal(ctx context.Context, tx *store.Tx, workspaceID int64, pat
 	if err != nil {
 		return 0, nil, err
 	}
-	wk, err := k.keysFor(ctx, workspaceID, keyVersion)
+	wk, err := k.keysFor(ctx, tx, workspaceID, keyVersion)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -326,7 +332,12 @@ func sealWith(aead cipher.AEAD, workspaceID int64, keyVersion int,
 // does not belong to exactly this workspace, path, version and key version.
 func (k *Keyring) Open(ctx context.Context, workspaceID int64, path string, version int64,
 	keyVersion int, sealed []byte) ([]byte, error) {
-	wk, err := k.keysFor(ctx, workspaceID, keyVersion)
+	return k.open(ctx, nil, workspaceID, path, version, keyVersion, sealed)
+}
+
+func (k *Keyring) open(ctx context.Context, tx *store.Tx, workspaceID int64, path string,
+	version int64, keyVersion int, sealed []byte) ([]byte, error) {
+	wk, err := k.keysFor(ctx, tx, workspaceID, keyVersion)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ func (k *Keyring) Rotate(ctx context.Context, workspaceID int64) (int, int, erro
 			if r.Sealed == nil {
 				continue // held elsewhere, e.g. in Vault
 			}
-			plain, err := k.Open(ctx, workspaceID, r.Path, r.Version, r.KeyVersion, r.Sealed)
+			plain, err := k.open(ctx, tx, workspaceID, r.Path, r.Version, r.KeyVersion, r.Sealed)
 			if err != nil {
 				return fmt.Errorf("open resource %s for re-sealing: %w", r.Path, err)
 			}
@@ -50,7 +50,7 @@ func (k *Keyring) Rotate(ctx context.Context, workspaceID int64) (int, int, erro
 	if err != nil {
 		return 0, 0, fmt.Errorf("rotate data key: %w", err)
 	}
-	if _, err := k.loadWorkspace(ctx, workspaceID); err != nil {
+	if _, err := k.loadWorkspace(ctx, nil, workspaceID); err != nil {
 		return 0, 0, err
 	}
 	return version, resealed, nil
