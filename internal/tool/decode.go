@@ -148,7 +148,10 @@ var sections = map[string]string{
 func yamlError(err error) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		if msg, ok := strings.CutPrefix(err.Error(), "yaml: "); ok {
+			return fmt.Errorf("invalid YAML: %s", msg)
+		}
+		return err // from a field's own decoder, such as a duration's
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {

@@ -149,7 +149,7 @@ func compileTemplate(where, src string, esc escaper, lint bool) (*textTemplate, 
 	err = walkActions(t.Tree.Root, func(prev parse.Node, a *parse.ActionNode) error {
 		if lint {
 			if err := lintQuote(prev, a); err != nil {
-				return fmt.Errorf("%s: %w", where, err)
+				return err
 			}
 		}
 		a.Pipe.Cmds = append(a.Pipe.Cmds, &parse.CommandNode{
@@ -160,7 +160,7 @@ func compileTemplate(where, src string, esc escaper, lint bool) (*textTemplate, 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	tt.tmpl = t
 	nodes := t.Tree.Root.Nodes
