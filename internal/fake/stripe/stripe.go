@@ -219,13 +219,16 @@ func (h *Handler) authorize(r *http.Request) (string, bool) {
 	return "", true
 }
 
-// maskKey shows a key as Stripe's messages do: its prefix and last four
-// characters.
+// maskKey shows a key as Stripe's messages do: its kind prefix (such as
+// "sk_test_") and last four characters.
 func maskKey(key string) string {
 	if len(key) <= 12 {
 		return strings.Repeat("*", len(key))
 	}
-	prefix := key[:strings.LastIndexByte(key[:len(key)-4], '_')+1]
+	prefix := ""
+	if parts := strings.SplitN(key, "_", 3); len(parts) == 3 {
+		prefix = parts[0] + "_" + parts[1] + "_"
+	}
 	return prefix + strings.Repeat("*", len(key)-len(prefix)-4) + key[len(key)-4:]
 }
 
