@@ -1,6 +1,7 @@
 package tool
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -71,6 +72,7 @@ func newRecorder(t *testing.T, respond http.HandlerFunc) *recorder {
 
 func (r *recorder) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	req.Body = io.NopCloser(bytes.NewReader(body))
 	r.mu.Lock()
 	r.requests = append(r.requests, recorded{Method: req.Method, Path: req.URL.EscapedPath(),
 		RawQuery: req.URL.RawQuery, Query: req.URL.Query(), Body: string(body),
@@ -588,7 +590,9 @@ func TestCallUpstreamErrorCarriesStatusAndBody(t *testing.T) {
 	var content struct {
 		Error  string
 		Status int
-		Body   struct{ Error struct{ Type, Message string } }
+		Body   struct {
+			Error struct{ Type, Message string }
+		}
 	}
 	if err := json.Unmarshal(res.Content, &content); err != nil {
 		t.Fatal(err)

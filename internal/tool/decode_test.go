@@ -177,8 +177,8 @@ func TestDecodeByKind(t *testing.T) {
 	t.Parallel()
 	for doc, want := range map[string]string{
 		"kind: toolset\nname: a\ntools: [x]\n": "*tool.Toolset",
-		`{"kind": "route", "name": "r"}`:        "*tool.Route",
-		"kind: tool\nname: t\n":                 "*tool.Definition",
+		`{"kind": "route", "name": "r"}`:       "*tool.Route",
+		"kind: tool\nname: t\n":                "*tool.Definition",
 	} {
 		v, err := Decode([]byte(doc))
 		if err != nil {
@@ -189,7 +189,7 @@ func TestDecodeByKind(t *testing.T) {
 		}
 	}
 	for doc, want := range map[string]string{
-		"name: x\n":             "document has no kind",
+		"name: x\n":              "document has no kind",
 		"kind: agent\nname: x\n": `unknown kind "agent"`,
 	} {
 		if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
