@@ -260,3 +260,19 @@ func BenchmarkBytes1KiB(b *testing.B) {
 		r.Bytes(in)
 	}
 }
+
+func TestCache(t *testing.T) {
+	t.Parallel()
+	c := NewCache(2)
+	a := c.Get(canary, "other-secret")
+	if c.Get(canary, "other-secret") != a {
+		t.Error("the same secrets built a second Redactor")
+	}
+	if c.Get(canary+"o", "ther-secret") == a {
+		t.Error("different secrets shared a Redactor")
+	}
+	c.Get("third-secret")
+	if got := c.Get(canary, "other-secret").String(canary); got != Mask {
+		t.Errorf("String = %q", got)
+	}
+}

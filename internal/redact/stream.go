@@ -3,10 +3,15 @@ package redact
 import (
 	"errors"
 	"io"
+	"slices"
 )
 
-// readSize is how much a redacting Reader asks of its source at a time.
-const readSize = 32 << 10
+// Read sizes of a redacting Reader: it starts small, as most streamed
+// chunks are, and grows its buffer when a read fills it.
+const (
+	minRead = 4 << 10
+	maxRead = 64 << 10
+)
 
 // Reader returns a reader that yields src with every secret masked. A secret
 // split across reads of src is still masked; bytes that could begin a secret
@@ -26,7 +31,7 @@ type reader struct {
 	out  []byte // redacted bytes not yet returned
 	off  int    // how much of out was returned
 	err  error  // error from src, returned once out is drained
-	read []byte // read buffer, reused
+	size int    // how much the next read asks for
 }
 
 func (rd *reader) Read(p []byte) (int, error) {
@@ -43,11 +48,16 @@ func (rd *reader) Read(p []byte) (int, error) {
 
 // fill reads once from src and redacts what can be settled.
 func (rd *reader) fill() {
-	if rd.read == nil {
-		rd.read = make([]byte, readSize)
+	if rd.size == 0 {
+		rd.size = minRead
 	}
-	n, err := rd.src.Read(rd.read)
-	rd.in = append(rd.in, rd.read[:n]...)
+	rd.in = slices.Grow(rd.in, rd.size)
+	free := rd.in[len(rd.in):cap(rd.in)]
+	n, err := rd.src.Read(free)
+	rd.in = rd.in[:len(rd.in)+n]
+	if n == len(free) && rd.size < maxRead {
+		rd.size *= 2
+	}
 	final := err != nil
 	if err != nil {
 		rd.err = err

@@ -34,6 +34,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyhole/keyhole/internal/redact"
@@ -80,6 +81,8 @@ type Proxy struct {
 	src       tool.CredentialSource
 	transport http.RoundTripper
 	auth      *tool.Authenticator
+	redactors *redact.Cache
+	buffers   bufferPool
 	log       *slog.Logger
 	errorLog  *log.Logger // for httputil.ReverseProxy, over log
 	onRequest func(context.Context, *Record)
@@ -96,7 +99,7 @@ func New(def *tool.Route, src tool.CredentialSource, opts *Options) (*Proxy, err
 	}
 	p := &Proxy{def: def, upstream: upstream, allow: allow, src: src,
 		transport: opts.Transport, auth: opts.Authenticator, log: opts.Logger,
-		onRequest: opts.OnRequest}
+		onRequest: opts.OnRequest, redactors: redact.NewCache(0)}
 	if p.transport == nil {
 		p.transport = tool.NewTransport(nil)
 	}
@@ -183,6 +186,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Transport:      p.transport,
 		FlushInterval:  -1,
 		ErrorLog:       p.errorLog,
+		BufferPool:     &p.buffers,
 		ModifyResponse: func(resp *http.Response) error { return p.modify(resp, ex) },
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.refuse(w, ex, http.StatusBadGateway, p.upstreamError(err, ex))
@@ -240,7 +244,7 @@ func (p *Proxy) prepare(ctx context.Context, ex *exchange) (int, error) {
 
 	probe := &http.Request{Header: http.Header{}, URL: &url.URL{}}
 	sent, err := p.auth.Apply(ctx, probe, p.def.Auth, cred)
-	ex.red = redact.New(append(cred.Secrets(), sent...)...)
+	ex.red = p.redactors.Get(append(cred.Secrets(), sent...)...)
 	if err != nil {
 		return http.StatusBadGateway, fmt.Errorf("route %s: %w", p.def.Name, err)
 	}
@@ -371,3 +375,15 @@ func (p *Proxy) finish(ctx context.Context, ex *exchange) {
 		p.onRequest(ctx, &ex.rec)
 	}
 }
+
+// bufferPool lends the reverse proxy its copy buffers.
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }

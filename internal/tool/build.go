@@ -109,8 +109,9 @@ func (t *Tool) buildBody(b *builtRequest, args map[string]any) error {
 	return nil
 }
 
-// request returns a new *http.Request for the rendered request.
-func (b *builtRequest) request(ctx context.Context) (*http.Request, error) {
+// request returns a new *http.Request for the rendered request. The first
+// request may own the rendered headers; later ones get a copy.
+func (b *builtRequest) request(ctx context.Context, first bool) (*http.Request, error) {
 	var body io.Reader
 	if b.body != nil {
 		body = bytes.NewReader(b.body)
@@ -121,7 +122,10 @@ func (b *builtRequest) request(ctx context.Context) (*http.Request, error) {
 	}
 	u := *b.url
 	req.URL, req.Host = &u, u.Host
-	req.Header = b.header.Clone()
+	req.Header = b.header
+	if !first {
+		req.Header = b.header.Clone()
+	}
 	if b.contentType != "" {
 		req.Header.Set("Content-Type", b.contentType)
 	}

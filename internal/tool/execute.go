@@ -66,9 +66,10 @@ type ExecutorOptions struct {
 // An Executor calls HTTP tools. It holds the connection pool and the OAuth2
 // token cache, so share one across calls; it is safe for concurrent use.
 type Executor struct {
-	client *http.Client
-	auth   *Authenticator
-	log    *slog.Logger
+	client    *http.Client
+	auth      *Authenticator
+	redactors *redact.Cache
+	log       *slog.Logger
 }
 
 // NewExecutor returns an Executor.
@@ -86,8 +87,9 @@ func NewExecutor(opts *ExecutorOptions) *Executor {
 	}
 	return &Executor{
 		client: &http.Client{Transport: rt, CheckRedirect: sameOriginRedirects},
-		auth:   NewAuthenticator(rt),
-		log:    log,
+		auth:      NewAuthenticator(rt),
+		redactors: redact.NewCache(0),
+		log:       log,
 	}
 }
 
@@ -141,7 +143,7 @@ func (e *Executor) call(ctx context.Context, t *Tool, src CredentialSource,
 	}
 
 	resp, sent, err := e.send(ctx, t, req, cred)
-	red := redactorFor(cred, sent)
+	red := e.redactorFor(cred, sent)
 	if err != nil {
 		return red, requestError(ctx, t, err)
 	}
@@ -164,11 +166,11 @@ func credential(ctx context.Context, src CredentialSource, path string) (*Creden
 	return cred, nil
 }
 
-func redactorFor(cred *Credential, sent []string) *redact.Redactor {
+func (e *Executor) redactorFor(cred *Credential, sent []string) *redact.Redactor {
 	if cred == nil {
 		return nil
 	}
-	return redact.New(append(cred.Secrets(), sent...)...)
+	return e.redactors.Get(append(cred.Secrets(), sent...)...)
 }
 
 // send makes the request with the credential applied. When an OAuth2
@@ -177,7 +179,7 @@ func redactorFor(cred *Credential, sent []string) *redact.Redactor {
 func (e *Executor) send(ctx context.Context, t *Tool, b *builtRequest, cred *Credential) (*http.Response, []string, error) {
 	var sent []string
 	for attempt := 0; ; attempt++ {
-		req, err := b.request(ctx)
+		req, err := b.request(ctx, attempt == 0)
 		if err != nil {
 			return nil, sent, err
 		}
