@@ -86,7 +86,7 @@ func NewExecutor(opts *ExecutorOptions) *Executor {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Executor{
-		client: &http.Client{Transport: rt, CheckRedirect: sameOriginRedirects},
+		client:    &http.Client{Transport: rt, CheckRedirect: sameOriginRedirects},
 		auth:      NewAuthenticator(rt),
 		redactors: redact.NewCache(0),
 		log:       log,
