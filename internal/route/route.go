@@ -211,6 +211,10 @@ func (p *Proxy) check(r *http.Request) (int, error) {
 			return http.StatusBadRequest, errors.New("paths with . or .. segments are not allowed")
 		}
 	}
+	if r.Header.Get("Upgrade") != "" {
+		return http.StatusBadRequest, errors.New("protocol upgrades cannot pass a route: " +
+			"their data could not be redacted")
+	}
 	if !allowed(p.allow, r.Method, path) {
 		return http.StatusForbidden, fmt.Errorf("%s %s is not allowed on route %s",
 			r.Method, path, p.def.Name)

@@ -50,16 +50,21 @@ func NewAuthenticator(rt http.RoundTripper) *Authenticator {
 	client := &http.Client{
 		Transport:     rt,
 		Timeout:       30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: noRedirects,
 	}
 	return &Authenticator{client: client, tokens: map[string]*oauthToken{}}
 }
+
+// noRedirects keeps token requests, which carry the client secret, from
+// following any redirect.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Apply puts cred on req as a says. It returns the credential values the
 // request now carries (including a fetched OAuth2 token), which the caller
 // must redact from whatever comes back. Errors wrap [ErrCredential] or
 // [ErrHostNotAllowed] and hold no secret.
-func (a *Authenticator) Apply(ctx context.Context, req *http.Request, auth *Auth, cred *Credential) ([]string, error) {
+func (a *Authenticator) Apply(ctx context.Context, req *http.Request, auth *Auth,
+	cred *Credential) ([]string, error) {
 	switch {
 	case auth.Bearer != "":
 		v, err := credField(cred, auth.Bearer)
@@ -200,7 +205,8 @@ func scopes(cred *Credential) string {
 
 // fetchToken asks the resource's token endpoint for a client-credentials
 // token. The endpoint must be an allowed host: the client secret goes there.
-func (a *Authenticator) fetchToken(ctx context.Context, cred *Credential) (string, time.Duration, error) {
+func (a *Authenticator) fetchToken(ctx context.Context,
+	cred *Credential) (string, time.Duration, error) {
 	req, err := tokenRequest(ctx, cred)
 	if err != nil {
 		return "", 0, err

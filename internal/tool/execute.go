@@ -97,7 +97,8 @@ func NewExecutor(opts *ExecutorOptions) *Executor {
 // credential src hands out, and shapes and redacts the response. Call never
 // returns nil: a failed call is a Result with IsError and Err set whose
 // Content explains the failure to the caller.
-func (e *Executor) Call(ctx context.Context, t *Tool, src CredentialSource, args json.RawMessage) *Result {
+func (e *Executor) Call(ctx context.Context, t *Tool, src CredentialSource,
+	args json.RawMessage) *Result {
 	res := &Result{
 		Tool:      t.def.Name,
 		Method:    t.method,
@@ -176,7 +177,8 @@ func (e *Executor) redactorFor(cred *Credential, sent []string) *redact.Redactor
 // send makes the request with the credential applied. When an OAuth2
 // upstream answers 401, the token is dropped and the request made once more
 // with a fresh one.
-func (e *Executor) send(ctx context.Context, t *Tool, b *builtRequest, cred *Credential) (*http.Response, []string, error) {
+func (e *Executor) send(ctx context.Context, t *Tool, b *builtRequest,
+	cred *Credential) (*http.Response, []string, error) {
 	var sent []string
 	for attempt := 0; ; attempt++ {
 		req, err := b.request(ctx, attempt == 0)
@@ -237,7 +239,8 @@ func isTimeout(err error) bool {
 
 // shape reads the response and turns it into the result's content: a 2xx
 // body through the output expression, anything else into an error.
-func (t *Tool) shape(ctx context.Context, resp *http.Response, red *redact.Redactor, res *Result) error {
+func (t *Tool) shape(ctx context.Context, resp *http.Response, red *redact.Redactor,
+	res *Result) error {
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
 		return fmt.Errorf("%w: %s sent a %s-encoded body, which cannot be checked for secrets",
 			ErrUpstream, t.base.Host, enc)

@@ -84,7 +84,8 @@ func checkCanonical(host string) error {
 			return hostErr(host, "not a valid host name")
 		}
 	}
-	if last := host[strings.LastIndexByte(host, '.')+1:]; isDigits(last) || strings.HasPrefix(last, "0x") {
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if isDigits(last) || strings.HasPrefix(last, "0x") {
 		return hostErr(host, "numeric host names other than plain IP addresses are refused")
 	}
 	return nil

@@ -191,9 +191,12 @@ func hasAction(list *parse.ListNode) bool {
 	return false
 }
 
+// actionVisitor is called with an output action and the node before it.
+type actionVisitor func(prev parse.Node, a *parse.ActionNode) error
+
 // walkActions calls visit for every action that writes output, with the
 // node before it in the same list.
-func walkActions(list *parse.ListNode, visit func(prev parse.Node, a *parse.ActionNode) error) error {
+func walkActions(list *parse.ListNode, visit actionVisitor) error {
 	if list == nil {
 		return nil
 	}
@@ -222,7 +225,7 @@ func walkActions(list *parse.ListNode, visit func(prev parse.Node, a *parse.Acti
 	return nil
 }
 
-func walkBranch(b *parse.BranchNode, visit func(prev parse.Node, a *parse.ActionNode) error) error {
+func walkBranch(b *parse.BranchNode, visit actionVisitor) error {
 	if err := walkActions(b.List, visit); err != nil {
 		return err
 	}

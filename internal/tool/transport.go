@@ -77,7 +77,9 @@ func guardedDial(d *net.Dialer) func(ctx context.Context, network, addr string) 
 			if err == nil {
 				return conn, nil
 			}
-			firstErr = cmpErr(firstErr, err)
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 		if firstErr == nil {
 			firstErr = fmt.Errorf("dial %s: %w: it resolves only to local or reserved addresses",
@@ -85,13 +87,6 @@ func guardedDial(d *net.Dialer) func(ctx context.Context, network, addr string) 
 		}
 		return nil, firstErr
 	}
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // resolve returns the addresses of host, which may be an IP literal.

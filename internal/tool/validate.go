@@ -31,7 +31,8 @@ func Validate(ctx context.Context, d *Definition, hosts AllowedHostsFunc) (*Tool
 
 // CheckAuthHost checks that target may receive the credential of the
 // resource auth names.
-func CheckAuthHost(ctx context.Context, auth *Auth, target *url.URL, hosts AllowedHostsFunc) error {
+func CheckAuthHost(ctx context.Context, auth *Auth, target *url.URL,
+	hosts AllowedHostsFunc) error {
 	if hosts == nil {
 		return errors.New("no way to look up the resource's allowed hosts")
 	}
