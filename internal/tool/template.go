@@ -146,9 +146,9 @@ func compileTemplate(where, src string, esc escaper, lint bool) (*textTemplate, 
 		return tt, nil
 	}
 
-	err = walkActions(t.Tree.Root, func(prev parse.Node, a *parse.ActionNode) error {
+	_, err = walkActions(t.Tree.Root, 0, func(quote byte, a *parse.ActionNode) error {
 		if lint {
-			if err := lintQuote(prev, a); err != nil {
+			if err := lintQuote(quote, a); err != nil {
 				return err
 			}
 		}
@@ -191,55 +191,72 @@ func hasAction(list *parse.ListNode) bool {
 	return false
 }
 
-// actionVisitor is called with an output action and the node before it.
-type actionVisitor func(prev parse.Node, a *parse.ActionNode) error
+// actionVisitor is called with an output action and the quote it sits in
+// (0 when none).
+type actionVisitor func(quote byte, a *parse.ActionNode) error
 
-// walkActions calls visit for every action that writes output, with the
-// node before it in the same list.
-func walkActions(list *parse.ListNode, visit actionVisitor) error {
+// walkActions calls visit for every action that writes output, tracking
+// whether the text before it left a quote open. It returns the quote state
+// at the end of the list; a branch is assumed to close what it opens.
+func walkActions(list *parse.ListNode, quote byte, visit actionVisitor) (byte, error) {
 	if list == nil {
-		return nil
+		return quote, nil
 	}
-	var prev parse.Node
 	for _, n := range list.Nodes {
 		var err error
 		switch n := n.(type) {
+		case *parse.TextNode:
+			quote = scanQuotes(quote, n.Text)
 		case *parse.ActionNode:
 			if len(n.Pipe.Decl) == 0 {
-				err = visit(prev, n)
+				err = visit(quote, n)
 			}
 		case *parse.IfNode:
-			err = walkBranch(&n.BranchNode, visit)
+			err = walkBranch(&n.BranchNode, quote, visit)
 		case *parse.RangeNode:
-			err = walkBranch(&n.BranchNode, visit)
+			err = walkBranch(&n.BranchNode, quote, visit)
 		case *parse.WithNode:
-			err = walkBranch(&n.BranchNode, visit)
+			err = walkBranch(&n.BranchNode, quote, visit)
 		case *parse.TemplateNode:
 			err = errors.New("template calls are not supported")
 		}
 		if err != nil {
-			return err
+			return quote, err
 		}
-		prev = n
 	}
-	return nil
+	return quote, nil
 }
 
-func walkBranch(b *parse.BranchNode, visit actionVisitor) error {
-	if err := walkActions(b.List, visit); err != nil {
+func walkBranch(b *parse.BranchNode, quote byte, visit actionVisitor) error {
+	if _, err := walkActions(b.List, quote, visit); err != nil {
 		return err
 	}
-	return walkActions(b.ElseList, visit)
+	_, err := walkActions(b.ElseList, quote, visit)
+	return err
 }
 
-// lintQuote refuses an action that follows an opening quote without the
-// escaper for that quote, the classic way to break out of a search string.
-func lintQuote(prev parse.Node, a *parse.ActionNode) error {
-	t, ok := prev.(*parse.TextNode)
-	if !ok || len(t.Text) == 0 {
-		return nil
+// scanQuotes returns the quote open after text, given the one open before
+// it; a backslash escapes the next character inside quotes.
+func scanQuotes(quote byte, text []byte) byte {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case quote == 0 && (c == '\'' || c == '"'):
+			quote = c
+		case quote != 0 && c == '\\':
+			i++
+		case c == quote:
+			quote = 0
+		}
 	}
-	want := map[byte]string{'\'': "squote", '"': "dquote"}[t.Text[len(t.Text)-1]]
+	return quote
+}
+
+// lintQuote refuses an action inside a quoted string that is not piped to
+// the escaper for that quote: the classic way to break out of a search
+// string.
+func lintQuote(quote byte, a *parse.ActionNode) error {
+	want := map[byte]string{'\'': "squote", '"': "dquote"}[quote]
 	if want == "" {
 		return nil
 	}
