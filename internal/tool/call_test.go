@@ -3,6 +3,7 @@ package tool
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -682,5 +683,27 @@ func TestCallOutputShapes(t *testing.T) {
 		up.URL), nil, `{}`)
 	if !errors.Is(res.Err, ErrOutput) || !strings.Contains(res.Err.Error(), "boom") {
 		t.Errorf("failing output: %v", res.Err)
+	}
+}
+
+func TestCallOverTLS(t *testing.T) {
+	t.Parallel()
+	s := stripe.NewTLSServer(&stripe.Options{Key: canaryKey})
+	t.Cleanup(s.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(s.Certificate())
+	ex := NewExecutor(&ExecutorOptions{Transport: NewTransport(&TransportOptions{RootCAs: pool})})
+	tl := compileAt(t, invoicesTool, s.URL)
+	src := sources{"f/test/key": credFor(s.URL, nil)}
+
+	res := ex.Call(t.Context(), tl, src, json.RawMessage(`{"email":"billing@acme.example"}`))
+	if res.IsError || !strings.Contains(string(res.Content), "in_Acme0001") {
+		t.Fatalf("call over TLS: %v %s", res.Err, res.Content)
+	}
+
+	// The default transport does not trust the test certificate.
+	res = call(t, tl, src, `{"email":"billing@acme.example"}`)
+	if !errors.Is(res.Err, ErrUpstream) || !strings.Contains(res.Err.Error(), "certificate") {
+		t.Errorf("untrusted certificate: %v", res.Err)
 	}
 }
