@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/keyhole/keyhole/internal/fake/stripe"
+	"github.com/keyhole/keyhole/internal/latency"
 )
 
 // BenchmarkRouteOverhead makes the same Stripe search directly and through
@@ -46,7 +46,7 @@ func BenchmarkRouteOverhead(b *testing.B) {
 		directTimes = append(directTimes, mid.Sub(start))
 		routeTimes = append(routeTimes, time.Since(mid))
 	}
-	reportOverhead(b, directTimes, routeTimes)
+	latency.ReportOverhead(b, directTimes, routeTimes)
 }
 
 func get(ctx context.Context, c *http.Client, rawURL, key string) error {
@@ -74,27 +74,3 @@ func get(ctx context.Context, c *http.Client, rawURL, key string) error {
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return http.StatusText(e.code) }
-
-// reportOverhead reports the p50 and p99 of both series and the latency
-// added at each.
-func reportOverhead(b *testing.B, base, with []time.Duration) {
-	b.Helper()
-	bp50, bp99 := percentiles(base)
-	wp50, wp99 := percentiles(with)
-	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	b.ReportMetric(us(bp50), "direct-p50-µs")
-	b.ReportMetric(us(bp99), "direct-p99-µs")
-	b.ReportMetric(us(wp50), "keyhole-p50-µs")
-	b.ReportMetric(us(wp99), "keyhole-p99-µs")
-	b.ReportMetric(us(wp50-bp50), "added-p50-µs")
-	b.ReportMetric(us(wp99-bp99), "added-p99-µs")
-}
-
-func percentiles(d []time.Duration) (p50, p99 time.Duration) {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0, 0
-	}
-	return s[len(s)*50/100], s[min(len(s)*99/100, len(s)-1)]
-}

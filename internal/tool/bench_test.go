@@ -6,11 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/keyhole/keyhole/internal/fake/stripe"
+	"github.com/keyhole/keyhole/internal/latency"
 )
 
 // BenchmarkToolCallOverhead makes the same Stripe search directly with
@@ -44,7 +44,7 @@ func BenchmarkToolCallOverhead(b *testing.B) {
 		directTimes = append(directTimes, mid.Sub(start))
 		toolTimes = append(toolTimes, time.Since(mid))
 	}
-	reportOverhead(b, directTimes, toolTimes)
+	latency.ReportOverhead(b, directTimes, toolTimes)
 }
 
 func directCall(ctx context.Context, c *http.Client, rawURL string) error {
@@ -60,28 +60,4 @@ func directCall(ctx context.Context, c *http.Client, rawURL string) error {
 	defer resp.Body.Close()
 	_, err = io.ReadAll(resp.Body)
 	return err
-}
-
-// reportOverhead reports the p50 and p99 of both series and the latency
-// added at each.
-func reportOverhead(b *testing.B, base, with []time.Duration) {
-	b.Helper()
-	bp50, bp99 := percentiles(base)
-	wp50, wp99 := percentiles(with)
-	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	b.ReportMetric(us(bp50), "direct-p50-µs")
-	b.ReportMetric(us(bp99), "direct-p99-µs")
-	b.ReportMetric(us(wp50), "keyhole-p50-µs")
-	b.ReportMetric(us(wp99), "keyhole-p99-µs")
-	b.ReportMetric(us(wp50-bp50), "added-p50-µs")
-	b.ReportMetric(us(wp99-bp99), "added-p99-µs")
-}
-
-func percentiles(d []time.Duration) (p50, p99 time.Duration) {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0, 0
-	}
-	return s[len(s)*50/100], s[min(len(s)*99/100, len(s)-1)]
 }

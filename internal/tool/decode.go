@@ -18,8 +18,8 @@ func Decode(doc []byte) (any, error) {
 	var head struct {
 		Kind string `json:"kind" yaml:"kind"`
 	}
-	if err := decodeLoose(doc, &head); err != nil {
-		return nil, err
+	if err := decode(doc, &head, false); err != nil {
+		return nil, fmt.Errorf("tool: %w", err)
 	}
 	switch head.Kind {
 	case KindTool:
@@ -65,13 +65,7 @@ func DecodeRoute(doc []byte) (*Route, error) {
 // decodeStrict decodes doc into v, refusing unknown fields, more than one
 // document and a kind other than want.
 func decodeStrict(doc []byte, want string, v any, kind *string) error {
-	var err error
-	if looksLikeJSON(doc) {
-		err = decodeJSON(doc, v, true)
-	} else {
-		err = decodeYAML(doc, v, true)
-	}
-	if err != nil {
+	if err := decode(doc, v, true); err != nil {
 		return fmt.Errorf("%s: %w", want, err)
 	}
 	if *kind != want {
@@ -80,18 +74,13 @@ func decodeStrict(doc []byte, want string, v any, kind *string) error {
 	return nil
 }
 
-// decodeLoose decodes doc into v, ignoring fields v does not have.
-func decodeLoose(doc []byte, v any) error {
-	var err error
+// decode decodes a JSON or YAML document into v; strict refuses fields v
+// does not have.
+func decode(doc []byte, v any, strict bool) error {
 	if looksLikeJSON(doc) {
-		err = decodeJSON(doc, v, false)
-	} else {
-		err = decodeYAML(doc, v, false)
+		return decodeJSON(doc, v, strict)
 	}
-	if err != nil {
-		return fmt.Errorf("tool: %w", err)
-	}
-	return nil
+	return decodeYAML(doc, v, strict)
 }
 
 func looksLikeJSON(doc []byte) bool {
