@@ -11,8 +11,9 @@ import (
 type heartbeater struct {
 	interval time.Duration
 	asked    chan struct{} // op 1 requests, coalesced
-	pending  atomic.Bool   // a heartbeat awaits its ACK
 	sentAt   atomic.Int64  // unix nanoseconds of the last heartbeat
+	timedAt  atomic.Int64  // … of the last heartbeat sent on the timer
+	ackedAt  atomic.Int64  // … of the last ACK
 	zombie   atomic.Bool   // an ACK was missed and the socket closed
 }
 
@@ -31,11 +32,20 @@ func (h *heartbeater) request() {
 
 // ack records an ACK and returns the heartbeat's round trip.
 func (h *heartbeater) ack() time.Duration {
-	h.pending.Store(false)
+	now := time.Now().UnixNano()
+	h.ackedAt.Store(now)
 	if sent := h.sentAt.Load(); sent != 0 {
-		return time.Since(time.Unix(0, sent))
+		return time.Duration(now - sent)
 	}
 	return 0
+}
+
+// missed reports whether no ACK arrived since the last timed heartbeat. ACKs
+// of requested heartbeats count too, so op 1 traffic never looks like a
+// dead connection.
+func (h *heartbeater) missed() bool {
+	timed := h.timedAt.Load()
+	return timed != 0 && h.ackedAt.Load() < timed
 }
 
 // heartbeat sends heartbeats until ctx is done: the first after a random
@@ -48,28 +58,33 @@ func (k *conn) heartbeat(ctx context.Context) {
 	timer := time.NewTimer(time.Duration(rand.Float64() * float64(h.interval)))
 	defer timer.Stop()
 	for {
+		timed := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.asked:
 		case <-timer.C:
-			if h.pending.Load() {
+			if h.missed() {
 				h.zombie.Store(true)
 				k.ws.CloseNow()
 				return
 			}
 			timer.Reset(h.interval)
+			timed = true
 		}
-		if err := k.beat(ctx); err != nil {
+		if err := k.beat(ctx, timed); err != nil {
 			return
 		}
 	}
 }
 
-func (k *conn) beat(ctx context.Context) error {
+func (k *conn) beat(ctx context.Context, timed bool) error {
 	h := k.hb
-	h.pending.Store(true)
-	h.sentAt.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	h.sentAt.Store(now)
+	if timed {
+		h.timedAt.Store(now)
+	}
 	var seq any
 	if s := k.c.seq.Load(); s > 0 {
 		seq = s
