@@ -186,8 +186,10 @@ func (s *Server) checkIdentify(c *gatewayConn, d identifyData) (int, string) {
 
 func (s *Server) readyData() map[string]any {
 	return map[string]any{
-		"v":                  10,
-		"user":               map[string]any{"id": s.opts.BotUserID, "username": "keyhole-bot", "bot": true},
+		"v": 10,
+		"user": map[string]any{
+			"id": s.opts.BotUserID, "username": "keyhole-bot", "bot": true,
+		},
 		"guilds":             []any{},
 		"session_id":         s.sessionID,
 		"resume_gateway_url": s.ResumeURL(),
@@ -334,7 +336,9 @@ func (s *Server) messageData(m Message) map[string]any {
 	}
 	d := map[string]any{
 		"id": m.ID, "channel_id": m.ChannelID, "type": 0, "content": m.Content,
-		"author":    map[string]any{"id": m.AuthorID, "username": m.AuthorName, "bot": m.AuthorBot},
+		"author": map[string]any{
+			"id": m.AuthorID, "username": m.AuthorName, "bot": m.AuthorBot,
+		},
 		"mentions":  mentions,
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 	}

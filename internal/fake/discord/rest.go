@@ -57,7 +57,8 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	channel := r.PathValue("channel")
 	if r.Header.Get("Authorization") != "Bot "+s.opts.Token {
 		s.count(func(st *Stats) { st.Unauthorized++ })
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "401: Unauthorized", "code": 0})
+		writeJSON(w, http.StatusUnauthorized,
+			map[string]any{"message": "401: Unauthorized", "code": 0})
 		return
 	}
 	if wait, limited := s.takeToken(w, channel); limited {

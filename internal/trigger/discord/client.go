@@ -44,7 +44,8 @@ func New(cfg Config) (*Client, error) {
 		clean:   redactor{token: string(cfg.Token)},
 		st:      Status{State: StateIdle},
 	}
-	c.rest = NewREST(cfg.Token, RESTOptions{APIBase: cfg.APIBase, Logger: cfg.Logger})
+	c.rest = NewREST(cfg.Token, RESTOptions{APIBase: cfg.APIBase,
+		HTTPClient: cfg.HTTPClient, Logger: cfg.Logger})
 	c.delivery = trigger.NewDelivery(cfg.Handler, trigger.DeliveryOptions[Message]{
 		Buffer:   cfg.Buffer,
 		BusyWait: cfg.BusyWait,
@@ -108,6 +109,7 @@ func (c *Client) connectLoop(ctx context.Context) error {
 			return nil
 		}
 		if fatal := c.fatal(end); fatal != nil {
+			c.setState("", func(st *Status) { st.LastError = fatal.Error() })
 			c.log.ErrorContext(ctx, "discord: stopping", "err", fatal)
 			return fatal
 		}
@@ -144,9 +146,15 @@ func (c *Client) nextWait(end connEnd, failures int) time.Duration {
 	}
 	switch {
 	case end.invalidSession && !end.resumable:
-		// Discord asks for a pause of 1–5 s before identifying again.
-		return time.Second + randDuration(4*time.Second)
-	case end.reconnect || end.invalidSession:
+		// Discord asks for a pause of 1–5 s before identifying again;
+		// repeated failures add the backoff, since identifies are capped
+		// per day and a token that exceeds the cap is reset.
+		pause := time.Second + randDuration(4*time.Second)
+		if failures > 0 {
+			pause += c.cfg.Backoff.Delay(failures)
+		}
+		return pause
+	case (end.reconnect || end.invalidSession) && end.healthy:
 		return 0
 	}
 	return c.cfg.Backoff.Delay(failures)

@@ -105,8 +105,9 @@ type Config struct {
 	// 60 s, Discord's limit.
 	SendLimit  int
 	SendWindow time.Duration
-	// HTTPClient is used for the gateway and REST. Nil means a client
-	// with a 30 s timeout for REST and none for the gateway.
+	// HTTPClient is used for the gateway handshake and REST. Nil means
+	// http.DefaultClient for the handshake and a client with a 30 s
+	// timeout for REST.
 	HTTPClient *http.Client
 	// Logger receives the client's logs; nil discards them. The token is
 	// never logged.
@@ -144,9 +145,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.SendLimit <= 0 || c.SendWindow <= 0 {
 		c.SendLimit, c.SendWindow = 120, time.Minute
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

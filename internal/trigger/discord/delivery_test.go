@@ -18,7 +18,9 @@ func TestFloodWithSlowHandler(t *testing.T) {
 	const flood = 200
 	var handled atomic.Int64
 	b := setup(t, setupOptions{
-		fake: fakediscord.Options{HeartbeatInterval: 100 * time.Millisecond},
+		// Long enough that the fake, slowed by the race detector while it
+		// writes the flood, still acknowledges in time.
+		fake: fakediscord.Options{HeartbeatInterval: 300 * time.Millisecond},
 		config: func(c *discord.Config) {
 			c.Buffer = 20
 			c.BusyReply = "I'm busy, please ask again in a minute."
@@ -52,7 +54,7 @@ func TestFloodWithSlowHandler(t *testing.T) {
 	// Reading the flood did not stall heartbeats: the same connection
 	// kept beating.
 	b.waitStats(t, "more heartbeats", func(s fakediscord.Stats) bool {
-		return s.Heartbeats >= beatsBefore+3
+		return s.Heartbeats >= beatsBefore+2
 	})
 	if n := b.srv.Stats().Connections; n != 1 {
 		t.Errorf("connections = %d, want 1", n)
@@ -79,7 +81,7 @@ func TestQueueFullIsRetriedThenRejected(t *testing.T) {
 	})
 	b.waitReady(t)
 
-	first := b.mention(t, "while full")
+	b.mention(t, "while full")
 	b.waitClient(t, "rejection", func(s discord.Status) bool { return s.Rejected == 1 })
 	if calls.Load() < 2 {
 		t.Errorf("handler called %d times, want retries before giving up", calls.Load())
@@ -92,5 +94,4 @@ func TestQueueFullIsRetriedThenRejected(t *testing.T) {
 	full.Store(false)
 	b.mention(t, "after")
 	b.waitClient(t, "delivery", func(s discord.Status) bool { return s.Delivered == 1 })
-	_ = first
 }

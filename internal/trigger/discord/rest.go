@@ -230,7 +230,8 @@ func (r *REST) outcome(resp *http.Response, data []byte) (string, time.Duration,
 
 // retryAfter returns how long a 429 asks to wait, or -1 when that is longer
 // than the client sits out.
-func (r *REST) retryAfter(h http.Header, seconds float64, global bool, e *APIError) time.Duration {
+func (r *REST) retryAfter(h http.Header, seconds float64, global bool,
+	e *APIError) time.Duration {
 	if seconds <= 0 {
 		seconds, _ = strconv.ParseFloat(h.Get("Retry-After"), 64)
 	}
