@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -16,7 +17,8 @@ type migration struct {
 }
 
 // migrations is the schema's history. Append only: a released migration never
-// changes, a change is a new migration.
+// changes, a change is a new migration. Files named migrate_*.go add the
+// tables of one area from an init function; migrate sorts them by version.
 var migrations = []migration{
 	{1, "core", `
 CREATE TABLE workspaces (
@@ -113,7 +115,11 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
 
-	for _, m := range migrations {
+	slices.SortFunc(migrations, func(a, b migration) int { return a.version - b.version })
+	for i, m := range migrations {
+		if i > 0 && migrations[i-1].version == m.version {
+			return fmt.Errorf("two schema migrations share version %d", m.version)
+		}
 		err := db.InTx(ctx, func(tx *Tx) error { return tx.applyMigration(ctx, m) })
 		if err != nil {
 			return fmt.Errorf("migrate schema to version %d (%s): %w", m.version, m.name, err)
