@@ -338,4 +338,3 @@ func (s *Server) checkUnreferenced(ctx context.Context, tx *store.Tx, ws *store.
 	}
 	return nil
 }
-

@@ -103,4 +103,3 @@ func canonical(spec any) (string, error) {
 	}
 	return string(b), nil
 }
-
