@@ -72,9 +72,10 @@ type Log struct {
 }
 
 type pending struct {
-	rec Record
-	at  time.Time
-	err chan error
+	rec     Record
+	at      time.Time
+	err     chan error // nil: nobody waits
+	barrier bool       // no record: answered once everything before it committed
 }
 
 // New returns a Log writing to db. Close it to stop its batching goroutine.
@@ -123,6 +124,36 @@ func (l *Log) Append(ctx context.Context, rec Record) error {
 	}
 }
 
+// Enqueue appends rec without waiting for the commit, for records that must
+// not slow the action they describe (tool calls, route requests). Records are
+// committed in batches within milliseconds; one that fails to commit is
+// logged. It blocks only while the queue is full.
+func (l *Log) Enqueue(rec Record) {
+	select {
+	case l.queue <- pending{rec: rec, at: time.Now()}:
+	case <-l.stop:
+		l.logger.Error("audit: record after close", "action", rec.Action, "target", rec.Target)
+	}
+}
+
+// Flush returns once every record enqueued before it is committed.
+func (l *Log) Flush(ctx context.Context) error {
+	p := pending{barrier: true, err: make(chan error, 1)}
+	select {
+	case l.queue <- p:
+	case <-l.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // batcher commits queued records, as many at once as have arrived.
 func (l *Log) batcher() {
 	defer l.done.Done()
@@ -164,6 +195,9 @@ func (l *Log) commit(batch []pending) {
 	defer cancel()
 	err := l.db.InTx(ctx, func(tx *store.Tx) error {
 		for _, p := range batch {
+			if p.barrier {
+				continue
+			}
 			if err := appendTx(ctx, tx, p.rec, p.at); err != nil {
 				return err
 			}
@@ -174,7 +208,9 @@ func (l *Log) commit(batch []pending) {
 		l.logger.Error("audit: append failed", "records", len(batch), "error", err)
 	}
 	for _, p := range batch {
-		p.err <- err
+		if p.err != nil {
+			p.err <- err
+		}
 	}
 }
 

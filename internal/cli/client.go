@@ -42,20 +42,29 @@ func dataDir(cmd *cobra.Command) string {
 func newClient(cmd *cobra.Command) (*client.Client, error) {
 	base, _ := cmd.Flags().GetString(flagURL)
 	ws, _ := cmd.Flags().GetString(flagWorkspace)
-	token, _ := lookupEnv("KEYHOLE_TOKEN")
-	token = strings.TrimSpace(token)
-	if token == "" {
-		b, err := os.ReadFile(filepath.Join(dataDir(cmd), server.AdminTokenFile))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read admin token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := tokenFor(cmd)
+	if err != nil {
+		return nil, err
 	}
 	if token == "" {
 		return nil, errors.New("no token: set KEYHOLE_TOKEN (or run on the server's machine, " +
 			"where the CLI reads <data-dir>/admin.token)")
 	}
 	return client.New(base, token, &client.Options{Workspace: ws})
+}
+
+// tokenFor returns KEYHOLE_TOKEN, or the admin token in the data directory
+// when that is unset and readable.
+func tokenFor(cmd *cobra.Command) (string, error) {
+	token, _ := lookupEnv("KEYHOLE_TOKEN")
+	if token = strings.TrimSpace(token); token != "" {
+		return token, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir(cmd), server.AdminTokenFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // output writes v in the format named by -o: json, yaml, or the table

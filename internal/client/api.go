@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"time"
@@ -194,4 +195,11 @@ func (c *Client) ConfigObject(ctx context.Context, kind, name string) (*server.C
 // DeleteConfig deletes a configuration object.
 func (c *Client) DeleteConfig(ctx context.Context, kind, name string) error {
 	return c.do(ctx, "DELETE", c.ws("/config/", kind, "/", name), nil, nil, nil)
+}
+
+// CallTool calls a tool with JSON arguments.
+func (c *Client) CallTool(ctx context.Context, name string, args json.RawMessage) (*server.ToolCallResult, error) {
+	var out server.ToolCallResult
+	in := server.ToolCallRequest{Arguments: args}
+	return &out, c.do(ctx, "POST", c.ws("/tools/", name, "/call"), nil, in, &out)
 }

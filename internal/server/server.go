@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyhole/keyhole/internal/audit"
+	"github.com/keyhole/keyhole/internal/broker"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/secrets"
 	"github.com/keyhole/keyhole/internal/store"
@@ -40,6 +41,9 @@ type Config struct {
 	Logger *slog.Logger
 	// ShutdownTimeout bounds a graceful shutdown; default 15s.
 	ShutdownTimeout time.Duration
+	// Transport sends the broker's upstream requests; nil for keyhole's
+	// guarded default. Tests pass one that trusts a local TLS server.
+	Transport http.RoundTripper
 }
 
 func (c *Config) setDefaults() {
@@ -75,6 +79,8 @@ type Server struct {
 	keys      *secrets.Keyring
 	audit     *audit.Log
 	resources *resource.Service
+	broker    *broker.Broker
+	mcp       mcpHandlers
 	metrics   *metrics
 	kinds     map[string]*Kind
 
@@ -138,6 +144,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.closers = append(s.closers, s.audit.Close)
 	s.resources = resource.NewService(s.db, s.keys, s.audit, s.logger)
 	s.metrics = newMetrics()
+	s.broker = broker.New(s.db, s.resources, s.audit, &broker.Options{
+		Transport: s.cfg.Transport, Registerer: s.metrics.registry, Logger: s.logger})
 	s.kinds = s.configKinds()
 
 	if err := s.bootstrap(ctx); err != nil {
