@@ -47,12 +47,16 @@ func start(t *testing.T, dir, dsn string, keyURL string) *bundle {
 	return b
 }
 
-func tryStart(t *testing.T, dir, dsn, keyURL string) (*bundle, error) {
+func tryStart(t testing.TB, dir, dsn, keyURL string) (*bundle, error) {
 	t.Helper()
 	logs := &bytes.Buffer{}
+	logger := newLogger(logs)
+	if _, bench := t.(*testing.B); bench {
+		logger = nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Config{DataDir: dir, DB: dsn, KeyURL: keyURL,
-		Logger: newLogger(logs)})
+		Logger: logger})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -94,7 +98,7 @@ func tryStart(t *testing.T, dir, dsn, keyURL string) (*bundle, error) {
 	return b, nil
 }
 
-func (b *bundle) client(t *testing.T, token string) *client.Client {
+func (b *bundle) client(t testing.TB, token string) *client.Client {
 	t.Helper()
 	c, err := client.New(b.url, token, &client.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
 	if err != nil {
@@ -103,7 +107,7 @@ func (b *bundle) client(t *testing.T, token string) *client.Client {
 	return c
 }
 
-func waitHealthy(t *testing.T, url string) {
+func waitHealthy(t testing.TB, url string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -117,6 +121,16 @@ func waitHealthy(t *testing.T, url string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("server never became healthy")
+}
+
+// startB starts a SQLite server for a benchmark, logging nothing.
+func startB(b *testing.B) *bundle {
+	b.Helper()
+	bb, err := tryStart(b, b.TempDir(), "", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bb
 }
 
 // eachDB runs f against a server on SQLite and one on PostgreSQL.
