@@ -194,11 +194,12 @@ func (l *Log) commit(batch []pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := l.db.InTx(ctx, func(tx *store.Tx) error {
+		heads := map[string]*store.AuditRecord{}
 		for _, p := range batch {
 			if p.barrier {
 				continue
 			}
-			if err := appendTx(ctx, tx, p.rec, p.at); err != nil {
+			if err := appendWith(ctx, tx, p.rec, p.at, heads); err != nil {
 				return err
 			}
 		}
@@ -216,6 +217,13 @@ func (l *Log) commit(batch []pending) {
 
 // appendTx links rec to the head of its workspace's chain.
 func appendTx(ctx context.Context, tx *store.Tx, rec Record, at time.Time) error {
+	return appendWith(ctx, tx, rec, at, nil)
+}
+
+// appendWith is appendTx with the heads of the chains this transaction has
+// already extended, so a batch reads each chain's head once.
+func appendWith(ctx context.Context, tx *store.Tx, rec Record, at time.Time,
+	heads map[string]*store.AuditRecord) error {
 	if rec.Workspace == "" || rec.Action == "" {
 		return errors.New("audit: record needs a workspace and an action")
 	}
@@ -231,12 +239,15 @@ func appendTx(ctx context.Context, tx *store.Tx, rec Record, at time.Time) error
 		detail = string(b)
 	}
 
-	if err := tx.Lock(ctx, "audit:"+rec.Workspace); err != nil {
-		return err
-	}
-	head, err := tx.AuditHead(ctx, rec.Workspace)
-	if err != nil {
-		return err
+	head, seen := heads[rec.Workspace]
+	if !seen {
+		if err := tx.Lock(ctx, "audit:"+rec.Workspace); err != nil {
+			return err
+		}
+		var err error
+		if head, err = tx.AuditHead(ctx, rec.Workspace); err != nil {
+			return err
+		}
 	}
 	r := &store.AuditRecord{Workspace: rec.Workspace, Seq: 1, At: at.UTC().Truncate(time.Microsecond),
 		Actor: rec.Actor, Action: rec.Action, Target: rec.Target, Outcome: rec.Outcome,
@@ -245,6 +256,9 @@ func appendTx(ctx context.Context, tx *store.Tx, rec Record, at time.Time) error
 		r.Seq, r.PrevHash = head.Seq+1, head.Hash
 	}
 	r.Hash = hash(r)
+	if heads != nil {
+		heads[rec.Workspace] = r
+	}
 	return tx.InsertAudit(ctx, r)
 }
 

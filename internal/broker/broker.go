@@ -27,6 +27,7 @@ import (
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/tool"
+	"github.com/keyhole/keyhole/internal/ttlcache"
 )
 
 // Grant is what a caller may use: the tools of one toolset and a list of
@@ -80,6 +81,16 @@ type Broker struct {
 
 	mu    sync.Mutex
 	tools map[objectKey]*tool.Tool
+
+	// objects caches configuration rows for a second; Invalidate clears a
+	// workspace's when this server changes its configuration.
+	objects *ttlcache.Cache[objectRef, *store.Object]
+}
+
+// objectRef names a configuration object of a workspace.
+type objectRef struct {
+	workspace  int64
+	kind, name string
 }
 
 // objectKey names one version of a configuration object.
@@ -95,7 +106,8 @@ func New(db *store.DB, resources *resource.Service, log *audit.Log, opts *Option
 		opts = &Options{}
 	}
 	b := &Broker{db: db, resources: resources, audit: log, logger: opts.Logger,
-		transport: opts.Transport, tools: map[objectKey]*tool.Tool{}}
+		transport: opts.Transport, tools: map[objectKey]*tool.Tool{},
+		objects: ttlcache.New[objectRef, *store.Object](time.Second, 10000)}
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,6 +118,26 @@ func New(db *store.DB, resources *resource.Service, log *audit.Log, opts *Option
 	b.exec = tool.NewExecutor(&tool.ExecutorOptions{Transport: b.transport, Logger: b.logger})
 	b.metrics = newMetrics(opts.Registerer)
 	return b
+}
+
+// object returns a configuration object, from the cache when it is fresh.
+func (b *Broker) object(ctx context.Context, wsID int64, kind, name string) (*store.Object, error) {
+	ref := objectRef{wsID, kind, name}
+	if o, ok := b.objects.Get(ref); ok {
+		return o, nil
+	}
+	o, err := b.db.Direct().Object(ctx, wsID, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	b.objects.Put(ref, o)
+	return o, nil
+}
+
+// Invalidate forgets the cached configuration of a workspace, after it
+// changed.
+func (b *Broker) Invalidate(wsID int64) {
+	b.objects.DeleteFunc(func(r objectRef) bool { return r.workspace == wsID })
 }
 
 // credentials returns the source of decrypted credentials for a workspace.
@@ -156,7 +188,7 @@ func (b *Broker) toolNames(ctx context.Context, g *Grant) ([]string, error) {
 	if g.Toolset == "" {
 		return nil, nil
 	}
-	obj, err := b.db.Direct().Object(ctx, g.Workspace.ID, tool.KindToolset, g.Toolset)
+	obj, err := b.object(ctx, g.Workspace.ID, tool.KindToolset, g.Toolset)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "", "toolset %q does not exist in workspace %s",
 			g.Toolset, g.Workspace.Name)
@@ -173,7 +205,7 @@ func (b *Broker) toolNames(ctx context.Context, g *Grant) ([]string, error) {
 
 // tool returns the compiled current version of a tool.
 func (b *Broker) tool(ctx context.Context, ws *store.Workspace, name string) (*tool.Tool, error) {
-	obj, err := b.db.Direct().Object(ctx, ws.ID, tool.KindTool, name)
+	obj, err := b.object(ctx, ws.ID, tool.KindTool, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "unknown_tool", "tool %q does not exist", name)
 	}

@@ -48,7 +48,7 @@ func (b *Broker) routeProxy(ctx context.Context, g *Grant, name string) (*route.
 		return nil, fault.New(fault.Forbidden, "route_not_granted",
 			"route %q is not granted here; granted routes: %v", name, g.Routes)
 	}
-	obj, err := b.db.Direct().Object(ctx, g.Workspace.ID, tool.KindRoute, name)
+	obj, err := b.object(ctx, g.Workspace.ID, tool.KindRoute, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "", "route %q does not exist", name)
 	}

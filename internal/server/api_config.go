@@ -116,6 +116,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil && !errors.Is(err, errDryRun) {
 		return err
 	}
+	s.broker.Invalidate(c.ws.ID)
 	writeJSON(w, http.StatusOK, result)
 	return nil
 }
@@ -310,6 +311,7 @@ func (s *Server) deleteConfig(w http.ResponseWriter, r *http.Request, c *call) e
 	if err != nil {
 		return err
 	}
+	s.broker.Invalidate(c.ws.ID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

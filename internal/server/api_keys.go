@@ -34,6 +34,7 @@ func (s *Server) keyEndpoints() []endpoint {
 
 func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, c *call) error {
 	version, n, err := s.keys.Rotate(r.Context(), c.ws.ID)
+	s.resources.Invalidate(c.ws.ID)
 	outcome := audit.OK
 	if err != nil {
 		outcome = audit.Failed

@@ -166,6 +166,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
+	s.tokens.DeleteFunc(func(string) bool { return true })
 	writeJSON(w, http.StatusOK, tokenInfo(t))
 	return nil
 }

@@ -119,12 +119,18 @@ func (s *Server) principal(ctx context.Context, token string) (*principal, error
 	if !auth.LooksLikeToken(token) {
 		return nil, bad
 	}
-	t, err := s.db.Direct().TokenByHash(ctx, auth.Hash(token))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, bad
-	}
-	if err != nil {
-		return nil, err
+	hash := string(auth.Hash(token))
+	t, ok := s.tokens.Get(hash)
+	if !ok {
+		var err error
+		t, err = s.db.Direct().TokenByHash(ctx, []byte(hash))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, bad
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.tokens.Put(hash, t)
 	}
 	switch {
 	case !t.RevokedAt.IsZero():

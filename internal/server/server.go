@@ -18,6 +18,7 @@ import (
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/secrets"
 	"github.com/keyhole/keyhole/internal/store"
+	"github.com/keyhole/keyhole/internal/ttlcache"
 )
 
 // Config is what a server needs to start. Zero values take the defaults
@@ -61,6 +62,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// tokenCacheTTL bounds how long a token revoked on another server keeps
+// working here.
+const tokenCacheTTL = time.Second
+
 // AdminTokenFile is the name of the file, in the data directory, that holds
 // the admin token created on first start.
 const AdminTokenFile = "admin.token"
@@ -87,6 +92,11 @@ type Server struct {
 	handler http.Handler
 	ready   atomic.Bool
 
+	// tokens caches token records by hash for a second: a revocation on
+	// this server clears it at once, one on another server takes effect
+	// within tokenCacheTTL.
+	tokens *ttlcache.Cache[string, *store.Token]
+
 	wsMu       sync.RWMutex
 	workspaces map[string]*store.Workspace // by name; workspaces are never renamed
 
@@ -98,7 +108,8 @@ type Server struct {
 // start. The returned server is not serving yet; call Run.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, logger: cfg.Logger, workspaces: map[string]*store.Workspace{}}
+	s := &Server{cfg: cfg, logger: cfg.Logger, workspaces: map[string]*store.Workspace{},
+		tokens: ttlcache.New[string, *store.Token](tokenCacheTTL, 10000)}
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
