@@ -1,0 +1,225 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// initArg0 is the argv[0] that marks the keyhole binary as a sandbox's init.
+const initArg0 = "keyhole-sandbox-init"
+
+// controlFD is the descriptor the init inherits its control channel on.
+const controlFD = 3
+
+// hostname is the sandbox's host name.
+const hostname = "sandbox"
+
+// IsInit reports whether this process was started as a sandbox's init. The
+// keyhole binary checks it first thing in main and then calls InitMain.
+func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
+
+// InitMain runs the sandbox's PID 1 and returns the process exit status. It
+// builds the sandbox's file system, starts the command with every
+// restriction in place, reaps zombies, forwards signals, bridges broker
+// connections and ends the whole tree when the command exits or its time is
+// up.
+func InitMain() int {
+	ctl, err := newChannel(controlFD)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
+		return 125
+	}
+	m, _, err := ctl.recv()
+	if err != nil || m.Type != msgConfig || m.Config == nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: no configuration: %v\n", err)
+		return 125
+	}
+	in := &initProcess{cfg: m.Config, ctl: ctl, conns: make(chan int, 1)}
+	if err := in.start(); err != nil {
+		kind := kindSetup
+		var le *launchError
+		if errors.As(err, &le) {
+			kind = le.kind
+		}
+		ctl.send(&message{Type: msgError, Error: err.Error(), Kind: kind}, -1)
+		return 125
+	}
+	return in.supervise()
+}
+
+// initProcess is the state of a running init.
+type initProcess struct {
+	cfg      *initConfig
+	ctl      *channel
+	listener net.Listener
+	conns    chan int // broker connections the parent sends
+	sigs     chan os.Signal
+	pid      int
+}
+
+// forwarded are the signals the init passes on to the command.
+var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM}
+
+// start builds the sandbox and starts the command.
+func (in *initProcess) start() error {
+	unix.Umask(0o022)
+	// Not dumpable: the command, though it shares the init's user, cannot
+	// read the init's memory or descriptors through /proc/1.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("make init undumpable: %w", err)
+	}
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return fmt.Errorf("set host name: %w", err)
+	}
+	if err := buildRoot(in.cfg); err != nil {
+		return err
+	}
+	if err := in.setupNetwork(); err != nil {
+		return err
+	}
+	env := in.cfg.Env
+	if in.listener != nil {
+		env = append(env, BrokerURLName+"=http://"+in.listener.Addr().String())
+	}
+	in.sigs = make(chan os.Signal, 32)
+	signal.Notify(in.sigs, append(forwarded, unix.SIGCHLD)...)
+	pid, err := launch(in.cfg, env)
+	if err != nil {
+		return err
+	}
+	in.pid = pid
+	return in.ctl.send(&message{Type: msgStarted, Port: in.port()}, -1)
+}
+
+func (in *initProcess) port() int {
+	if in.listener == nil {
+		return 0
+	}
+	return in.listener.Addr().(*net.TCPAddr).Port
+}
+
+// supervise waits for the command, then ends the tree and reports.
+func (in *initProcess) supervise() int {
+	parentGone := make(chan struct{})
+	go in.readControl(parentGone)
+	if in.listener != nil {
+		go in.serveBroker()
+	}
+	var timeout <-chan time.Time
+	if in.cfg.TimeoutNS > 0 {
+		timeout = time.After(time.Duration(in.cfg.TimeoutNS))
+	}
+	exit := &initExit{}
+	for done := false; !done; {
+		select {
+		case sig := <-in.sigs:
+			if sig == unix.SIGCHLD {
+				done = in.reap(exit)
+				continue
+			}
+			unix.Kill(in.pid, sig.(syscall.Signal))
+		case <-timeout:
+			exit.TimedOut = true
+			killTree()
+		case <-parentGone:
+			killTree()
+			return 125
+		}
+	}
+	killTree()
+	in.ctl.send(&message{Type: msgExit, Exit: exit}, -1)
+	return 0
+}
+
+// reap collects every exited child and reports whether the command was one.
+func (in *initProcess) reap(exit *initExit) bool {
+	found := false
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return found
+		}
+		if pid != in.pid {
+			continue
+		}
+		found = true
+		exit.Code = ws.ExitStatus()
+		if ws.Signaled() {
+			exit.Code, exit.Signal = -1, int(ws.Signal())
+		}
+	}
+}
+
+// killTree ends every other process in the sandbox's PID namespace.
+func killTree() { unix.Kill(-1, unix.SIGKILL) }
+
+// readControl delivers broker connections and notices the parent's death.
+func (in *initProcess) readControl(parentGone chan<- struct{}) {
+	for {
+		m, fd, err := in.ctl.recv()
+		if err != nil {
+			close(parentGone)
+			return
+		}
+		if m.Type == msgConn {
+			in.conns <- fd
+			continue
+		}
+		closeFD(fd)
+	}
+}
+
+// setupNetwork brings up loopback in a private network namespace and, for
+// the broker mode, opens the listener the command reaches the broker on.
+func (in *initProcess) setupNetwork() error {
+	if in.cfg.Net == NetHost {
+		return nil
+	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	if in.cfg.Net != NetBroker {
+		return nil
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(in.cfg.BrokerPort))
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return fmt.Errorf("listen for broker connections: %w", err)
+	}
+	in.listener = l
+	return nil
+}
+
+// loopbackUp sets the IFF_UP flag of "lo".
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	return nil
+}
