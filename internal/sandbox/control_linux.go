@@ -16,6 +16,7 @@ import (
 // file descriptors beside a "conn" message.
 const (
 	msgConfig  = "config"  // parent → init: what to build and run
+	msgGo      = "go"      // parent → init: the cgroups are joined, start
 	msgStarted = "started" // init → parent: the command runs
 	msgError   = "error"   // init → parent: setup or exec failed
 	msgDial    = "dial"    // init → parent: give me a broker connection

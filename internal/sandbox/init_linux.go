@@ -90,6 +90,12 @@ func (in *initProcess) start() error {
 	if in.listener != nil {
 		env = append(env, BrokerURLName+"=http://"+in.listener.Addr().String())
 	}
+	// The parent joins the cgroups while the init builds the sandbox; the
+	// command may only start once that is done.
+	if m, fd, err := in.ctl.recv(); err != nil || m.Type != msgGo {
+		closeFD(fd)
+		return fmt.Errorf("wait for cgroups: %v", err)
+	}
 	in.sigs = make(chan os.Signal, 32)
 	signal.Notify(in.sigs, append(forwarded, unix.SIGCHLD)...)
 	pid, err := launch(in.cfg, env)

@@ -190,18 +190,21 @@ func (sb *Sandbox) attachCgroupAtClone() (*os.File, error) {
 // setupTimeout bounds how long building a sandbox may take.
 const setupTimeout = 30 * time.Second
 
-// handshake joins the v1 cgroups, sends the configuration and waits for
-// the init to report that the command runs. The init waits for the
-// configuration before it forks, so nothing escapes the cgroups.
+// handshake sends the configuration, joins the v1 cgroups while the init
+// builds the sandbox, lets the init go on and waits for it to report that
+// the command runs. The init forks nothing before the go message, so no
+// process escapes the cgroups.
 func (sb *Sandbox) handshake(ctx context.Context) error {
+	if err := sb.ctl.send(&message{Type: msgConfig, Config: sb.initConfig()}, -1); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
 	if !sb.cg.v2 {
 		if err := sb.cg.add(sb.cmd.Process.Pid); err != nil {
 			return err
 		}
 	}
-	if err := sb.ctl.send(&message{Type: msgConfig, Config: sb.initConfig()}, -1); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
+	// An init that failed its setup has gone; awaitStarted reports why.
+	sb.ctl.send(&message{Type: msgGo}, -1)
 	got := make(chan error, 1)
 	go func() { got <- sb.awaitStarted() }()
 	select {
