@@ -120,6 +120,7 @@ func (in *initProcess) supervise() int {
 	if in.listener != nil {
 		go in.serveBroker()
 	}
+	trimMemory()
 	var timeout <-chan time.Time
 	if in.cfg.TimeoutNS > 0 {
 		timeout = time.After(time.Duration(in.cfg.TimeoutNS))
