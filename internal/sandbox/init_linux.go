@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,6 +64,7 @@ type initProcess struct {
 	conns    chan int // broker connections the parent sends
 	sigs     chan os.Signal
 	pid      int
+	timedOut atomic.Bool
 }
 
 // forwarded are the signals the init passes on to the command.
@@ -97,7 +99,7 @@ func (in *initProcess) start() error {
 		return fmt.Errorf("wait for cgroups: %v", err)
 	}
 	in.sigs = make(chan os.Signal, 32)
-	signal.Notify(in.sigs, append(forwarded, unix.SIGCHLD)...)
+	signal.Notify(in.sigs, forwarded...)
 	pid, err := launch(in.cfg, env)
 	if err != nil {
 		return err
@@ -125,17 +127,17 @@ func (in *initProcess) supervise() int {
 	if in.cfg.TimeoutNS > 0 {
 		timeout = time.After(time.Duration(in.cfg.TimeoutNS))
 	}
-	exit := &initExit{}
+	exited := make(chan initExit, 1)
+	go in.reap(exited)
+	var exit initExit
 	for done := false; !done; {
 		select {
+		case exit = <-exited:
+			done = true
 		case sig := <-in.sigs:
-			if sig == unix.SIGCHLD {
-				done = in.reap(exit)
-				continue
-			}
 			unix.Kill(in.pid, sig.(syscall.Signal))
 		case <-timeout:
-			exit.TimedOut = true
+			in.timedOut.Store(true)
 			killTree()
 		case <-parentGone:
 			killTree()
@@ -143,30 +145,33 @@ func (in *initProcess) supervise() int {
 		}
 	}
 	killTree()
-	in.ctl.send(&message{Type: msgExit, Exit: exit}, -1)
+	exit.TimedOut = in.timedOut.Load()
+	in.ctl.send(&message{Type: msgExit, Exit: &exit}, -1)
 	return 0
 }
 
-// reap collects every exited child and reports whether the command was one.
-func (in *initProcess) reap(exit *initExit) bool {
-	found := false
+// reap waits for children, orphans included, until the command exits, and
+// then sends how it ended. A blocking wait4 wakes sooner than SIGCHLD.
+func (in *initProcess) reap(exited chan<- initExit) {
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil || pid <= 0 {
-			return found
+		if err != nil {
+			exited <- initExit{Code: -1, Signal: int(unix.SIGKILL)}
+			return
 		}
 		if pid != in.pid {
 			continue
 		}
-		found = true
-		exit.Code = ws.ExitStatus()
 		if ws.Signaled() {
-			exit.Code, exit.Signal = -1, int(ws.Signal())
+			exited <- initExit{Code: -1, Signal: int(ws.Signal())}
+		} else {
+			exited <- initExit{Code: ws.ExitStatus()}
 		}
+		return
 	}
 }
 
