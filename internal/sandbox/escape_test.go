@@ -192,7 +192,12 @@ func TestEscapeForkBomb(t *testing.T) {
 	requireSandbox(t)
 	res := keyholeExec(t, []string{"--pids", "32", "--timeout", "30s"},
 		"/bin/sh", "-c", "b() { b | b & }; b; sleep 30")
-	assertKilled(t, res, "pids limit")
+	// The shell may notice its failed forks and exit before keyhole ends
+	// the tree; either way the breach is reported and the status is not 0.
+	if res.code == 0 || !strings.Contains(res.stderr, "keyhole: killed: pids limit") {
+		t.Errorf("status %d, stderr %q: want a failure reported as the pids limit",
+			res.code, res.stderr)
+	}
 	if res.wall > 10*time.Second {
 		t.Errorf("the fork bomb ran for %v", res.wall)
 	}

@@ -200,6 +200,12 @@ func (sb *Sandbox) handshake(ctx context.Context) error {
 	}
 	if !sb.cg.v2 {
 		if err := sb.cg.add(sb.cmd.Process.Pid); err != nil {
+			// An init that failed its setup quickly is gone already;
+			// its own report says more than the cgroup's refusal.
+			var se *StartError
+			if errors.As(sb.awaitStarted(), &se) {
+				return se
+			}
 			return err
 		}
 	}
