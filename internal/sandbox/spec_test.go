@@ -136,4 +136,3 @@ func TestGuardFilter(t *testing.T) {
 		}
 	}
 }
-
