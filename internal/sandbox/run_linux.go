@@ -49,19 +49,21 @@ func (r *Runner) Run(ctx context.Context, spec *Spec) (*Result, error) {
 
 // Sandbox is one running sandbox.
 type Sandbox struct {
-	cmd      *exec.Cmd
-	ctl      *channel
-	cg       *cgroup
-	spec     *Spec
-	limits   Limits
-	log      *slog.Logger
-	started  time.Time
-	port     int
-	done     chan struct{} // closed when the init has exited
-	ctlDone  chan struct{} // closed when the control loop has returned
-	waitOnce sync.Once
-	result   *Result
-	waitErr  error
+	cmd    *exec.Cmd
+	ctl    *channel
+	cg     *cgroup
+	spec   *Spec
+	limits Limits
+	// cgroupParent is Runner.CgroupParent.
+	cgroupParent string
+	log          *slog.Logger
+	started      time.Time
+	port         int
+	done         chan struct{} // closed when the init has exited
+	ctlDone      chan struct{} // closed when the control loop has returned
+	waitOnce     sync.Once
+	result       *Result
+	waitErr      error
 
 	mu     sync.Mutex
 	killed KillReason // why keyhole ended the tree, if it did
@@ -80,12 +82,17 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	sb := &Sandbox{spec: spec, limits: spec.Limits.withDefaults(), log: r.logger(),
-		done: make(chan struct{}), ctlDone: make(chan struct{})}
-	cg, err := newCgroup(r.CgroupParent, sb.limits)
-	if err != nil {
-		return nil, err
+		done: make(chan struct{}), ctlDone: make(chan struct{}),
+		cgroupParent: r.CgroupParent}
+	// A v2 cgroup is entered at clone time, so it must exist first; v1
+	// cgroups are made while the init starts up.
+	if r.cgroupsAtClone() {
+		cg, err := newCgroup(r.CgroupParent, sb.limits)
+		if err != nil {
+			return nil, err
+		}
+		sb.cg = cg
 	}
-	sb.cg = cg
 	if err := sb.startInit(ctx, r.initPath()); err != nil {
 		sb.cleanup()
 		return nil, err
@@ -93,6 +100,12 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	go sb.serveControl()
 	go sb.watch(ctx)
 	return sb, nil
+}
+
+// cgroupsAtClone reports whether sandboxes enter a v2 cgroup at clone time.
+func (r *Runner) cgroupsAtClone() bool {
+	l, err := findCgroups()
+	return r.CgroupParent != "" || err == nil && l.v2 != ""
 }
 
 func (r *Runner) logger() *slog.Logger {
@@ -175,7 +188,7 @@ func (sb *Sandbox) initCommand(initPath string, child *os.File) *exec.Cmd {
 // attachCgroupAtClone arranges for a v2 cgroup to be entered at clone time;
 // v1 cgroups are joined in handshake instead.
 func (sb *Sandbox) attachCgroupAtClone() (*os.File, error) {
-	if !sb.cg.v2 {
+	if sb.cg == nil {
 		return nil, nil
 	}
 	f, err := sb.cg.open()
@@ -198,7 +211,12 @@ func (sb *Sandbox) handshake(ctx context.Context) error {
 	if err := sb.ctl.send(&message{Type: msgConfig, Config: sb.initConfig()}, -1); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	if !sb.cg.v2 {
+	if sb.cg == nil {
+		cg, err := newCgroup(sb.cgroupParent, sb.limits)
+		if err != nil {
+			return err
+		}
+		sb.cg = cg
 		if err := sb.cg.add(sb.cmd.Process.Pid); err != nil {
 			// An init that failed its setup quickly is gone already;
 			// its own report says more than the cgroup's refusal.
@@ -296,6 +314,9 @@ func (sb *Sandbox) kill(reason KillReason) {
 func (sb *Sandbox) cleanup() {
 	if sb.ctl != nil {
 		sb.ctl.close()
+	}
+	if sb.cg == nil {
+		return
 	}
 	if err := sb.cg.remove(); err != nil {
 		sb.log.Warn("sandbox: cleanup", "error", err)
