@@ -47,7 +47,7 @@ func (in *initProcess) bridge(c net.Conn) {
 func (in *initProcess) dialBroker() int {
 	brokerDials.Lock()
 	defer brokerDials.Unlock()
-	if err := in.ctl.send(&message{Type: msgDial}, -1); err != nil {
+	if err := in.ctl.send(&message{Type: msgDial}); err != nil {
 		return -1
 	}
 	return <-in.conns

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -46,6 +47,9 @@ type initConfig struct {
 	MaxFileSize int64    `json:"max_file_size"`
 	TmpSize     int64    `json:"tmp_size"`
 	OpenFiles   int      `json:"open_files"`
+	// Stdio says the configuration message carries the command's stdin,
+	// stdout and stderr, for an init started ahead of its job.
+	Stdio bool `json:"stdio,omitempty"`
 }
 
 // initExit is how the command ended, as its init saw it.
@@ -94,15 +98,15 @@ func newChannel(fd int) (*channel, error) {
 	return &channel{conn: uc}, nil
 }
 
-// send writes m, passing fd along when it is not negative.
-func (c *channel) send(m *message, fd int) error {
+// send writes m, passing the descriptors in fds that are not negative.
+func (c *channel) send(m *message, fds ...int) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s message: %w", m.Type, err)
 	}
 	var oob []byte
-	if fd >= 0 {
-		oob = unix.UnixRights(fd)
+	if fds = slices.DeleteFunc(fds, func(fd int) bool { return fd < 0 }); len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
 	}
 	if _, _, err := c.conn.WriteMsgUnix(data, oob, nil); err != nil {
 		return fmt.Errorf("send %s message: %w", m.Type, err)
@@ -110,36 +114,38 @@ func (c *channel) send(m *message, fd int) error {
 	return nil
 }
 
-// recv reads one message and the descriptor that came with it, or -1.
-// It returns io.EOF-like errors when the other end has gone.
-func (c *channel) recv() (*message, int, error) {
+// recv reads one message and the descriptors that came with it.
+func (c *channel) recv() (*message, []int, error) {
 	size, err := c.nextSize()
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	buf := make([]byte, max(size, 1))
-	oob := make([]byte, unix.CmsgSpace(4))
+	oob := make([]byte, unix.CmsgSpace(maxRights*4))
 	n, oobn, _, _, err := c.conn.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	if n == 0 {
-		return nil, -1, errPeerGone
+		return nil, nil, errPeerGone
 	}
-	fd := -1
+	var fds []int
 	if oobn > 0 {
-		fd, err = parseRights(oob[:oobn])
-		if err != nil {
-			return nil, -1, err
+		if fds, err = parseRights(oob[:oobn]); err != nil {
+			return nil, nil, err
 		}
 	}
 	m := new(message)
 	if err := json.Unmarshal(buf[:n], m); err != nil {
-		closeFD(fd)
-		return nil, -1, fmt.Errorf("decode control message: %w", err)
+		closeFDs(fds)
+		return nil, nil, fmt.Errorf("decode control message: %w", err)
 	}
-	return m, fd, nil
+	return m, fds, nil
 }
+
+// maxRights is the most descriptors one message carries: stdin, stdout and
+// stderr with a configuration.
+const maxRights = 3
 
 // nextSize waits for the next packet and returns its length, so that recv
 // allocates no more than it needs: the init's memory is part of the limit.
@@ -170,25 +176,27 @@ func (c *channel) nextSize() (int, error) {
 // errPeerGone means the other end of the control channel closed it.
 var errPeerGone = errors.New("control channel closed")
 
-func parseRights(oob []byte) (int, error) {
+func parseRights(oob []byte) ([]int, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil || len(msgs) != 1 {
-		return -1, fmt.Errorf("parse control message rights: %v", err)
+	if err != nil {
+		return nil, fmt.Errorf("parse control message rights: %w", err)
 	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		for _, fd := range fds {
-			unix.Close(fd)
+	var fds []int
+	for i := range msgs {
+		got, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			closeFDs(fds)
+			return nil, fmt.Errorf("parse control message rights: %w", err)
 		}
-		return -1, fmt.Errorf("parse control message rights: %v", err)
+		fds = append(fds, got...)
 	}
-	return fds[0], nil
+	return fds, nil
 }
 
 func (c *channel) close() error { return c.conn.Close() }
 
-func closeFD(fd int) {
-	if fd >= 0 {
+func closeFDs(fds []int) {
+	for _, fd := range fds {
 		syscall.Close(fd)
 	}
 }

@@ -38,9 +38,13 @@ func InitMain() int {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
 		return 125
 	}
-	m, _, err := ctl.recv()
+	m, fds, err := ctl.recv()
 	if err != nil || m.Type != msgConfig || m.Config == nil {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox init: no configuration: %v\n", err)
+		return 125
+	}
+	if err := takeStdio(m.Config, fds); err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
 		return 125
 	}
 	in := &initProcess{cfg: m.Config, ctl: ctl, conns: make(chan int, 1)}
@@ -50,10 +54,30 @@ func InitMain() int {
 		if errors.As(err, &le) {
 			kind = le.kind
 		}
-		ctl.send(&message{Type: msgError, Error: err.Error(), Kind: kind}, -1)
+		ctl.send(&message{Type: msgError, Error: err.Error(), Kind: kind})
 		return 125
 	}
 	return in.supervise()
+}
+
+// takeStdio makes the descriptors sent with the configuration the init's,
+// and so the command's, standard streams.
+func takeStdio(cfg *initConfig, fds []int) error {
+	if !cfg.Stdio {
+		closeFDs(fds)
+		return nil
+	}
+	if len(fds) != 3 {
+		closeFDs(fds)
+		return fmt.Errorf("want 3 standard streams, got %d", len(fds))
+	}
+	for i, fd := range fds {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return fmt.Errorf("take standard stream %d: %w", i, err)
+		}
+		unix.Close(fd)
+	}
+	return nil
 }
 
 // initProcess is the state of a running init.
@@ -94,8 +118,8 @@ func (in *initProcess) start() error {
 	}
 	// The parent joins the cgroups while the init builds the sandbox; the
 	// command may only start once that is done.
-	if m, fd, err := in.ctl.recv(); err != nil || m.Type != msgGo {
-		closeFD(fd)
+	if m, fds, err := in.ctl.recv(); err != nil || m.Type != msgGo {
+		closeFDs(fds)
 		return fmt.Errorf("wait for cgroups: %v", err)
 	}
 	in.sigs = make(chan os.Signal, 32)
@@ -105,7 +129,7 @@ func (in *initProcess) start() error {
 		return err
 	}
 	in.pid = pid
-	return in.ctl.send(&message{Type: msgStarted, Port: in.port()}, -1)
+	return in.ctl.send(&message{Type: msgStarted, Port: in.port()})
 }
 
 func (in *initProcess) port() int {
@@ -146,7 +170,7 @@ func (in *initProcess) supervise() int {
 	}
 	killTree()
 	exit.TimedOut = in.timedOut.Load()
-	in.ctl.send(&message{Type: msgExit, Exit: &exit}, -1)
+	in.ctl.send(&message{Type: msgExit, Exit: &exit})
 	return 0
 }
 
@@ -181,16 +205,19 @@ func killTree() { unix.Kill(-1, unix.SIGKILL) }
 // readControl delivers broker connections and notices the parent's death.
 func (in *initProcess) readControl(parentGone chan<- struct{}) {
 	for {
-		m, fd, err := in.ctl.recv()
+		m, fds, err := in.ctl.recv()
 		if err != nil {
 			close(parentGone)
 			return
 		}
-		if m.Type == msgConn {
-			in.conns <- fd
+		if m.Type == msgConn && len(fds) == 1 {
+			in.conns <- fds[0]
 			continue
 		}
-		closeFD(fd)
+		if m.Type == msgConn {
+			in.conns <- -1
+		}
+		closeFDs(fds)
 	}
 }
 

@@ -208,7 +208,7 @@ const setupTimeout = 30 * time.Second
 // the command runs. The init forks nothing before the go message, so no
 // process escapes the cgroups.
 func (sb *Sandbox) handshake(ctx context.Context) error {
-	if err := sb.ctl.send(&message{Type: msgConfig, Config: sb.initConfig()}, -1); err != nil {
+	if err := sb.ctl.send(&message{Type: msgConfig, Config: sb.initConfig()}); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	if sb.cg == nil {
@@ -228,7 +228,7 @@ func (sb *Sandbox) handshake(ctx context.Context) error {
 		}
 	}
 	// An init that failed its setup has gone; awaitStarted reports why.
-	sb.ctl.send(&message{Type: msgGo}, -1)
+	sb.ctl.send(&message{Type: msgGo})
 	got := make(chan error, 1)
 	go func() { got <- sb.awaitStarted() }()
 	select {
@@ -242,8 +242,8 @@ func (sb *Sandbox) handshake(ctx context.Context) error {
 }
 
 func (sb *Sandbox) awaitStarted() error {
-	m, fd, err := sb.ctl.recv()
-	closeFD(fd)
+	m, fds, err := sb.ctl.recv()
+	closeFDs(fds)
 	if err != nil {
 		return fmt.Errorf("sandbox: the init exited during setup (%v); "+
 			"see its standard error", err)

@@ -39,11 +39,11 @@ func (sb *Sandbox) wait() (*Result, error) {
 func (sb *Sandbox) serveControl() {
 	defer close(sb.ctlDone)
 	for {
-		m, fd, err := sb.ctl.recv()
+		m, fds, err := sb.ctl.recv()
 		if err != nil {
 			return
 		}
-		closeFD(fd)
+		closeFDs(fds)
 		switch m.Type {
 		case msgDial:
 			sb.answerDial()
@@ -60,7 +60,7 @@ func (sb *Sandbox) answerDial() {
 	f, err := dialBrokerSocket(sb.spec.BrokerSocket)
 	if err != nil {
 		sb.log.Warn("sandbox: dial broker", "socket", sb.spec.BrokerSocket, "error", err)
-		sb.ctl.send(&message{Type: msgConn, Error: "broker unreachable"}, -1)
+		sb.ctl.send(&message{Type: msgConn, Error: "broker unreachable"})
 		return
 	}
 	defer f.Close()
