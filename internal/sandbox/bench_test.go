@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkStartTrue measures start-to-exit of /bin/true under keyhole (the
-// CLI, and the Go API a job runner calls), under bwrap with equivalent
-// flags, and as a plain fork/exec, in one run on one machine. Each reports
+// CLI, and the Go API a job runner calls, cold and with a warm init), under
+// bwrap with equivalent flags, and as a plain fork/exec, in one run on one machine. Each reports
 // the median and 99th percentile besides the mean.
 func BenchmarkStartTrue(b *testing.B) {
 	requireSandboxB(b)
@@ -28,6 +28,15 @@ func BenchmarkStartTrue(b *testing.B) {
 	})
 	b.Run("keyhole-api", func(b *testing.B) {
 		r := sandbox.Runner{InitPath: keyholeBin}
+		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
+		timeRuns(b, func() error {
+			_, err := r.Run(b.Context(), spec)
+			return err
+		})
+	})
+	b.Run("keyhole-api-warm", func(b *testing.B) {
+		r := &sandbox.Runner{InitPath: keyholeBin, Warm: true}
+		defer r.Close()
 		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
 		timeRuns(b, func() error {
 			_, err := r.Run(b.Context(), spec)

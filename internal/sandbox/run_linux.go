@@ -28,6 +28,14 @@ type Runner struct {
 	CgroupParent string
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
+	// Warm keeps one init started ahead, in its namespaces and cgroups,
+	// so that the next Start with NetNone or NetBroker only has to build
+	// the root and start the command. Close ends it.
+	Warm bool
+
+	mu     sync.Mutex
+	spare  *Sandbox // the init started ahead, waiting for a job
+	closed bool
 }
 
 // Run runs spec in a sandbox with a zero Runner and waits for it to end.
@@ -59,8 +67,9 @@ type Sandbox struct {
 	log          *slog.Logger
 	started      time.Time
 	port         int
-	done         chan struct{} // closed when the init has exited
-	ctlDone      chan struct{} // closed when the control loop has returned
+	done         chan struct{}  // closed when the init has exited
+	ctlDone      chan struct{}  // closed when the control loop has returned
+	copies       sync.WaitGroup // output copies of a warm start
 	waitOnce     sync.Once
 	result       *Result
 	waitErr      error
@@ -81,9 +90,13 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{spec: spec, limits: spec.Limits.withDefaults(), log: r.logger(),
-		done: make(chan struct{}), ctlDone: make(chan struct{}),
-		cgroupParent: r.CgroupParent}
+	if r.Warm && spec.Net != NetHost {
+		defer r.refill()
+		if sb := r.takeSpare(); sb != nil {
+			return sb.startWarm(ctx, spec)
+		}
+	}
+	sb := r.newSandbox(spec)
 	// A v2 cgroup is entered at clone time, so it must exist first; v1
 	// cgroups are made while the init starts up.
 	if r.cgroupsAtClone() {
@@ -100,6 +113,12 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	go sb.serveControl()
 	go sb.watch(ctx)
 	return sb, nil
+}
+
+func (r *Runner) newSandbox(spec *Spec) *Sandbox {
+	return &Sandbox{spec: spec, limits: spec.Limits.withDefaults(), log: r.logger(),
+		done: make(chan struct{}), ctlDone: make(chan struct{}),
+		cgroupParent: r.CgroupParent}
 }
 
 // cgroupsAtClone reports whether sandboxes enter a v2 cgroup at clone time.
@@ -229,6 +248,11 @@ func (sb *Sandbox) handshake(ctx context.Context) error {
 	}
 	// An init that failed its setup has gone; awaitStarted reports why.
 	sb.ctl.send(&message{Type: msgGo})
+	return sb.awaitStartedCtx(ctx)
+}
+
+// awaitStartedCtx is awaitStarted bounded by ctx and setupTimeout.
+func (sb *Sandbox) awaitStartedCtx(ctx context.Context) error {
 	got := make(chan error, 1)
 	go func() { got <- sb.awaitStarted() }()
 	select {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -169,5 +170,38 @@ func TestStartErrors(t *testing.T) {
 				t.Errorf("got %v, want a StartError of kind %q", err, tt.kind)
 			}
 		})
+	}
+}
+
+func TestRunWarm(t *testing.T) {
+	requireSandbox(t)
+	r := &sandbox.Runner{Warm: true}
+	t.Cleanup(func() { r.Close() })
+	broker := startBroker(t)
+	for i := range 4 {
+		var out bytes.Buffer
+		spec := &sandbox.Spec{
+			Command: []string{"/bin/sh", "-c", "cat; echo $N; echo err >&2; exit 7"},
+			Env:     []string{fmt.Sprintf("N=%d", i)},
+			Stdin:   strings.NewReader("in\n"),
+			Stdout:  &out, Stderr: &out,
+			Net: sandbox.NetBroker, BrokerSocket: broker,
+			Limits: sandbox.Limits{Memory: 64 << 20},
+		}
+		res, err := r.Run(t.Context(), spec)
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		want := fmt.Sprintf("in\n%d\nerr\n", i)
+		if diff := cmp.Diff(want, out.String()); diff != "" || res.Status() != 7 {
+			t.Errorf("run %d: status %d, output (-want +got):\n%s", i, res.Status(), diff)
+		}
+		assertNoCanary(t, out.String())
+	}
+	// A warm start still honours limits set for the job.
+	res, err := r.Run(t.Context(), &sandbox.Spec{Command: []string{"/bin/sleep", "30"},
+		Limits: sandbox.Limits{Timeout: 200 * time.Millisecond}})
+	if err != nil || res.Killed != sandbox.KilledTimeout {
+		t.Errorf("got %v, %+v; want a timeout", err, res)
 	}
 }

@@ -24,6 +24,7 @@ func (sb *Sandbox) Wait() (*Result, error) {
 func (sb *Sandbox) wait() (*Result, error) {
 	<-sb.done
 	wall := time.Since(sb.started)
+	sb.copies.Wait()
 	<-sb.ctlDone
 	sb.ctl.close()
 	res := sb.buildResult(wall)
