@@ -29,7 +29,9 @@
 // KilledPids, KilledTimeout, KilledCancelled), and its wall time, CPU time
 // and peak memory. Cancelling ctx kills the whole tree. Runner.Start
 // returns a Sandbox whose BrokerURL is what the command sees in
-// KEYHOLE_BROKER_URL.
+// KEYHOLE_BROKER_URL. A Runner with Warm set keeps the next sandbox's init
+// started ahead, so that a job's start only builds the root and forks the
+// command; Runner.Close ends it.
 //
 // # Layers
 //

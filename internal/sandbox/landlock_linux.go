@@ -3,7 +3,6 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -136,7 +135,7 @@ func addLandlockRule(ruleset int, r landlockRule, handled uint64) error {
 	_, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset),
 		unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&attr)), 0, 0, 0)
 	if errno != 0 {
-		return fmt.Errorf("landlock: allow %s: %w", r.path, os.NewSyscallError("landlock_add_rule", errno))
+		return fmt.Errorf("landlock: allow %s: %w", r.path, errno)
 	}
 	return nil
 }

@@ -311,7 +311,8 @@ func pivot(*initConfig) error {
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach host root: %w", err)
 	}
-	flags := uintptr(unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+	flags := uintptr(unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY |
+		unix.MS_NOSUID | unix.MS_NODEV)
 	if err := unix.Mount("", "/", "", flags, ""); err != nil {
 		return fmt.Errorf("make root read-only: %w", err)
 	}
