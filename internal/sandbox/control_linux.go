@@ -50,6 +50,9 @@ type initConfig struct {
 	// Stdio says the configuration message carries the command's stdin,
 	// stdout and stderr, for an init started ahead of its job.
 	Stdio bool `json:"stdio,omitempty"`
+
+	// sourceFDs are the init's handles on the mount sources during setup.
+	sourceFDs []int
 }
 
 // initExit is how the command ended, as its init saw it.

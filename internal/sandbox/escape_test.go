@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -279,5 +280,35 @@ func assertKilled(t *testing.T, res execResult, reason string) {
 	}
 	if !strings.Contains(res.stderr, "keyhole: killed: "+reason) {
 		t.Errorf("stderr %q does not report %q", res.stderr, reason)
+	}
+}
+
+func TestEscapeInheritedDescriptor(t *testing.T) {
+	requireSandbox(t)
+	// A caller that leaks a handle on a host folder into keyhole must not
+	// leak it into the sandbox.
+	secretDir := t.TempDir()
+	os.WriteFile(filepath.Join(secretDir, "key"), []byte(canaryValue), 0o600)
+	dir, err := os.Open(secretDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dir.Close() })
+	c := exec.Command(keyholeBin, "sandbox", "exec", "--mount", testBin+":/probe",
+		"--env", probeEnv+"=fds", "--", "/probe")
+	c.ExtraFiles = []*os.File{dir, dir, dir}
+	out, err := c.CombinedOutput()
+	t.Logf("keyhole with inherited descriptors 3-5 on %s:\n%s", secretDir, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoCanary(t, string(out))
+	for line := range strings.Lines(string(out)) {
+		fd, target, _ := strings.Cut(strings.TrimPrefix(line, "fd "), " -> ")
+		target = strings.TrimSpace(target)
+		// An empty target is the listing's own, already closed, descriptor.
+		if fd != "0" && fd != "1" && fd != "2" && target != "" {
+			t.Errorf("descriptor %s -> %s reached the sandbox", fd, target)
+		}
 	}
 }

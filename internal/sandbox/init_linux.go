@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -33,6 +34,13 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
 // connections and ends the whole tree when the command exits or its time is
 // up.
 func InitMain() int {
+	// Whatever keyhole's caller left open without close-on-exec must not
+	// reach the command: a handle on a host folder would undo the mount
+	// namespace.
+	if err := markInheritedCloexec(); err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
+		return 125
+	}
 	ctl, err := newChannel(controlFD)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
@@ -58,6 +66,25 @@ func InitMain() int {
 		return 125
 	}
 	return in.supervise()
+}
+
+// markInheritedCloexec sets close-on-exec on every descriptor above the
+// control channel.
+func markInheritedCloexec() error {
+	err := unix.CloseRange(controlFD+1, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	entries, rerr := os.ReadDir("/proc/self/fd")
+	if rerr != nil {
+		return fmt.Errorf("close inherited descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > controlFD {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	return nil
 }
 
 // takeStdio makes the descriptors sent with the configuration the init's,

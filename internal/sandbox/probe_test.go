@@ -33,6 +33,7 @@ var probes = map[string]func(args []string) int{
 	"fill":     probeFill,
 	"write":    probeWrite,
 	"status":   probeStatus,
+	"fds":      probeFDs,
 }
 
 func runProbe(action string, args []string) int {
@@ -281,5 +282,15 @@ func probeStatus([]string) int {
 	}
 	host, _ := os.Hostname()
 	fmt.Printf("hostname %s\n", host)
+	return 0
+}
+
+// probeFDs lists the probe's open descriptors and where they lead.
+func probeFDs([]string) int {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Printf("fd %s -> %s\n", e.Name(), target)
+	}
 	return 0
 }

@@ -43,6 +43,7 @@ func buildRoot(cfg *initConfig) error {
 		openSources, prepareRoot, bindSystem, writeEtc, mountProc, mountDev,
 		mountScratch, mountUser, pivot,
 	}
+	defer func() { closeFDs(cfg.sourceFDs) }()
 	for _, step := range steps {
 		if err := step(cfg); err != nil {
 			return err
@@ -53,14 +54,15 @@ func buildRoot(cfg *initConfig) error {
 
 // openSources opens the job folder and the mount sources before the root
 // tmpfs at newRoot can shadow them, and points the config at the open
-// descriptors. They stay open until the init exits; the command does not
-// inherit them.
+// descriptors. buildRoot closes them once everything is mounted, so the
+// init holds no handle on the host's tree while the command runs.
 func openSources(cfg *initConfig) error {
 	open := func(p string) (string, error) {
 		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return "", fmt.Errorf("open %s: %w", p, err)
 		}
+		cfg.sourceFDs = append(cfg.sourceFDs, fd)
 		return fmt.Sprintf("/proc/self/fd/%d", fd), nil
 	}
 	var err error
