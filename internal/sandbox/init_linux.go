@@ -145,9 +145,13 @@ func (in *initProcess) start() error {
 	}
 	// The parent joins the cgroups while the init builds the sandbox; the
 	// command may only start once that is done.
-	if m, fds, err := in.ctl.recv(); err != nil || m.Type != msgGo {
-		closeFDs(fds)
-		return fmt.Errorf("wait for cgroups: %v", err)
+	m, fds, err := in.ctl.recv()
+	closeFDs(fds)
+	if err != nil {
+		return fmt.Errorf("wait for cgroups: %w", err)
+	}
+	if m.Type != msgGo {
+		return fmt.Errorf("wait for cgroups: unexpected %q message", m.Type)
 	}
 	in.sigs = make(chan os.Signal, 32)
 	signal.Notify(in.sigs, forwarded...)
