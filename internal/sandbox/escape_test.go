@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // Each test here runs the real keyhole binary and tries one way out of the
@@ -310,5 +311,19 @@ func TestEscapeInheritedDescriptor(t *testing.T) {
 		if fd != "0" && fd != "1" && fd != "2" && target != "" {
 			t.Errorf("descriptor %s -> %s reached the sandbox", fd, target)
 		}
+	}
+}
+
+func TestEscapeSignalInit(t *testing.T) {
+	requireSandbox(t)
+	abi, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0,
+		unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if errno != 0 || abi < 6 {
+		t.Skipf("skipping: Landlock signal scoping needs ABI 6, the kernel has %d (%v)", abi, errno)
+	}
+	// Landlock is on: the command may not signal the init outside its domain.
+	res := probe(t, nil, "kill1")
+	if !strings.Contains(res.stdout, "kill 1: EPERM") {
+		t.Errorf("want EPERM, got %q", res.stdout)
 	}
 }
