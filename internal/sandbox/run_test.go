@@ -91,9 +91,18 @@ func TestRunEnvironment(t *testing.T) {
 
 func TestRunCancel(t *testing.T) {
 	requireSandbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	res, _, _ := runSpec(t, ctx, &sandbox.Spec{Command: []string{"/bin/sleep", "30"}})
+	var r sandbox.Runner
+	sb, err := r.Start(ctx, &sandbox.Spec{Command: []string{"/bin/sleep", "30"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	res, err := sb.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.Killed != sandbox.KilledCancelled || res.Status() != 137 {
 		t.Errorf("got killed %q status %d, want cancelled and 137", res.Killed, res.Status())
 	}
