@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -117,7 +114,7 @@ func (f *sandboxExecFlags) limits() (sandbox.Limits, error) {
 	}{{"memory", f.memory, &l.Memory}, {"max-file-size", f.maxFileSize, &l.MaxFileSize},
 		{"tmp-size", f.tmpSize, &l.TmpSize}}
 	for _, s := range sizes {
-		n, err := parseSize(s.val)
+		n, err := sandbox.ParseSize(s.val)
 		if err != nil {
 			return l, fmt.Errorf("--%s: %w", s.flag, err)
 		}
@@ -135,32 +132,6 @@ func absPath(p string) (string, error) {
 		return "", fmt.Errorf("path %q: %w", p, err)
 	}
 	return a, nil
-}
-
-// parseSize reads a byte count such as 64M, 1.5G, 512K or 4096.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	mult := int64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 || math.IsInf(v, 0) || v*float64(mult) > math.MaxInt64/2 {
-		return 0, fmt.Errorf("%q is not a size such as 64M, 1G or 4096", s)
-	}
-	return int64(v * float64(mult)), nil
 }
 
 // killGrace is how long a command has to exit after keyhole passes on an
