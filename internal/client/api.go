@@ -3,11 +3,13 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/keyhole/keyhole/internal/audit"
+	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/server"
 )
@@ -202,4 +204,99 @@ func (c *Client) CallTool(ctx context.Context, name string, args json.RawMessage
 	var out server.ToolCallResult
 	in := server.ToolCallRequest{Arguments: args}
 	return &out, c.do(ctx, "POST", c.ws("/tools/", name, "/call"), nil, in, &out)
+}
+
+// Enqueue queues a job. With wait > 0 the server waits that long for it to
+// finish before answering.
+func (c *Client) Enqueue(ctx context.Context, req jobs.Request, wait time.Duration) (*server.JobInfo, error) {
+	q := url.Values{}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var out server.JobInfo
+	return &out, c.do(ctx, "POST", c.ws("/jobs"), q, req, &out)
+}
+
+// Job returns a job; with wait > 0 the server waits that long for it to
+// finish.
+func (c *Client) Job(ctx context.Context, id string, wait time.Duration) (*server.JobInfo, error) {
+	q := url.Values{}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var out server.JobInfo
+	return &out, c.do(ctx, "GET", c.ws("/jobs/", id), q, nil, &out)
+}
+
+// Jobs lists jobs, newest first.
+func (c *Client) Jobs(ctx context.Context, state, name string, limit int) ([]server.JobInfo, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if name != "" {
+		q.Set("name", name)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct {
+		Jobs []server.JobInfo `json:"jobs"`
+	}
+	return out.Jobs, c.do(ctx, "GET", c.ws("/jobs"), q, nil, &out)
+}
+
+// CancelJob cancels a job.
+func (c *Client) CancelJob(ctx context.Context, id string) (*server.JobInfo, error) {
+	var out server.JobInfo
+	return &out, c.do(ctx, "POST", c.ws("/jobs/", id, "/cancel"), nil, nil, &out)
+}
+
+// JobLogs returns a job's output after seq.
+func (c *Client) JobLogs(ctx context.Context, id string, after int64) ([]server.LogChunk, error) {
+	q := url.Values{}
+	if after > 0 {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	var out struct {
+		Logs []server.LogChunk `json:"logs"`
+	}
+	return out.Logs, c.do(ctx, "GET", c.ws("/jobs/", id, "/logs"), q, nil, &out)
+}
+
+// FollowJobLogs streams a job's output to emit until the job ends, and
+// returns the finished job.
+func (c *Client) FollowJobLogs(ctx context.Context, id string, after int64,
+	emit func(server.LogChunk)) (*server.JobInfo, error) {
+	q := url.Values{"follow": {"true"}}
+	if after > 0 {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	resp, err := c.stream(ctx, "GET", c.ws("/jobs/", id, "/logs"), q)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var final *server.JobInfo
+	err = readEvents(resp.Body, func(event string, data []byte) error {
+		switch event {
+		case "log":
+			var l server.LogChunk
+			if err := json.Unmarshal(data, &l); err != nil {
+				return err
+			}
+			emit(l)
+		case "end":
+			final = &server.JobInfo{}
+			return json.Unmarshal(data, final)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if final == nil {
+		return nil, errors.New("the log stream ended before the job did")
+	}
+	return final, nil
 }

@@ -22,6 +22,7 @@ type Client struct {
 	token     string
 	workspace string
 	http      *http.Client
+	streaming *http.Client // http without the overall timeout
 }
 
 // Options configures New. The zero value is usable.
@@ -54,6 +55,9 @@ func New(baseURL, token string, opts *Options) (*Client, error) {
 	hc := *c.http
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &hc
+	sc := hc
+	sc.Timeout = 0
+	c.streaming = &sc
 	return c, nil
 }
 
@@ -102,6 +106,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 // send sends a request and returns a successful response; an error answer
 // becomes an *Error.
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, in any) (*http.Response, error) {
+	return c.sendWith(ctx, c.http, method, path, query, in)
+}
+
+func (c *Client) sendWith(ctx context.Context, hc *http.Client, method, path string, query url.Values,
+	in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -125,7 +134,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/route"
 	"github.com/keyhole/keyhole/internal/tool"
@@ -19,6 +20,8 @@ func (s *Server) configKinds() map[string]*Kind {
 		{Name: tool.KindToolset, Plural: "toolsets", Decode: decodeToolset,
 			Validate: validateToolset, Refs: toolsetRefs},
 		{Name: tool.KindRoute, Plural: "routes", Decode: decodeRoute, Validate: validateRoute},
+		{Name: jobs.KindScript, Plural: "scripts", Decode: decodeScript,
+			Validate: s.validateScript, Refs: scriptRefs},
 	}
 	out := make(map[string]*Kind, len(kinds))
 	for _, k := range kinds {
@@ -102,4 +105,42 @@ func canonical(spec any) (string, error) {
 		return "", fmt.Errorf("encode definition: %w", err)
 	}
 	return string(b), nil
+}
+
+func decodeScript(doc []byte) (string, any, error) {
+	sc, err := jobs.DecodeScript(doc)
+	if err != nil {
+		return "", nil, err
+	}
+	return sc.Name, sc, nil
+}
+
+// validateScript checks a script and that its toolset and routes exist.
+func (s *Server) validateScript(ctx context.Context, v *configView, spec any) error {
+	sc := spec.(*jobs.Script)
+	if err := sc.Check(s.cfg.MountAllow); err != nil {
+		return err
+	}
+	for _, ref := range scriptRefs(sc) {
+		_, ok, err := v.Lookup(ctx, ref.kind, ref.name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s %q does not exist", ref.kind, ref.name)
+		}
+	}
+	return nil
+}
+
+func scriptRefs(spec any) []objectRef {
+	sc := spec.(*jobs.Script)
+	var refs []objectRef
+	if sc.Toolset != "" {
+		refs = append(refs, objectRef{tool.KindToolset, sc.Toolset})
+	}
+	for _, r := range sc.Routes {
+		refs = append(refs, objectRef{tool.KindRoute, r})
+	}
+	return refs
 }

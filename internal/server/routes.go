@@ -13,7 +13,7 @@ func (s *Server) endpoints() []endpoint {
 	for _, group := range [][]endpoint{
 		s.metaEndpoints(), s.workspaceEndpoints(), s.resourceEndpoints(),
 		s.tokenEndpoints(), s.auditEndpoints(), s.keyEndpoints(), s.configEndpoints(),
-		s.toolEndpoints(),
+		s.toolEndpoints(), s.jobEndpoints(),
 	} {
 		out = append(out, group...)
 	}

@@ -15,7 +15,9 @@ import (
 
 	"github.com/keyhole/keyhole/internal/audit"
 	"github.com/keyhole/keyhole/internal/broker"
+	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/resource"
+	"github.com/keyhole/keyhole/internal/sandbox"
 	"github.com/keyhole/keyhole/internal/secrets"
 	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/ttlcache"
@@ -45,6 +47,18 @@ type Config struct {
 	// Transport sends the broker's upstream requests; nil for keyhole's
 	// guarded default. Tests pass one that trusts a local TLS server.
 	Transport http.RoundTripper
+
+	// Workers is how many jobs this process runs at once; 0 runs none.
+	Workers int
+	// WorkerOnly runs jobs and nothing else: no API, no first-start setup
+	// (keyhole worker).
+	WorkerOnly bool
+	// MountAllow lists the host folders scripts may mount.
+	MountAllow []string
+	// JobRetention is how long finished jobs are kept; 7 days when 0.
+	JobRetention time.Duration
+	// MaxJobLogBytes caps each job's kept output; 10 MiB when 0.
+	MaxJobLogBytes int64
 }
 
 func (c *Config) setDefaults() {
@@ -53,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DataDir == "" {
 		c.DataDir = ".keyhole"
+	}
+	if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -85,6 +102,10 @@ type Server struct {
 	audit     *audit.Log
 	resources *resource.Service
 	broker    *broker.Broker
+	hub       *jobs.Hub
+	jobs      *jobs.Service
+	worker    *jobs.Worker
+	runner    *sandbox.Runner
 	mcp       mcpHandlers
 	metrics   *metrics
 	kinds     map[string]*Kind
@@ -158,11 +179,43 @@ func (s *Server) open(ctx context.Context) error {
 	s.broker = broker.New(s.db, s.resources, s.audit, &broker.Options{
 		Transport: s.cfg.Transport, Registerer: s.metrics.registry, Logger: s.logger})
 	s.kinds = s.configKinds()
+	s.hub = jobs.NewHub(s.db, s.logger)
+	s.jobs = jobs.NewService(s.db, s.hub, s.audit, s.cfg.MountAllow, s.logger)
+	if err := s.openWorker(); err != nil {
+		return err
+	}
+	if s.cfg.WorkerOnly {
+		return nil
+	}
 
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
 	s.handler = s.routes()
+	return nil
+}
+
+// openWorker prepares the job worker, when this process runs jobs.
+func (s *Server) openWorker() error {
+	if s.cfg.Workers <= 0 {
+		return nil
+	}
+	runDir, err := os.MkdirTemp("", "keyhole-run-")
+	if err != nil {
+		return fmt.Errorf("create the brokers' socket folder: %w", err)
+	}
+	s.closers = append(s.closers, func() { os.RemoveAll(runDir) })
+	s.runner = &sandbox.Runner{Logger: s.logger}
+	s.closers = append(s.closers, func() { s.runner.Close() })
+
+	s.worker = jobs.NewWorker(s.db, s.hub, jobs.WorkerConfig{Concurrency: s.cfg.Workers,
+		MaxLogBytes: s.cfg.MaxJobLogBytes, Retention: s.cfg.JobRetention,
+		SoleWorker: s.db.Dialect() == store.SQLite, Logger: s.logger})
+	script := &jobs.ScriptExecutor{DataDir: s.cfg.DataDir, RunDir: runDir, Runner: s.runner,
+		Broker: s.broker, DB: s.db, MountAllow: s.cfg.MountAllow, Logger: s.logger}
+	s.worker.Handle(jobs.KindScript, script)
+	s.worker.Handle(jobs.KindCommand, script)
+	s.worker.Handle(jobs.KindTool, &jobs.ToolExecutor{Broker: s.broker})
 	return nil
 }
 
@@ -180,8 +233,41 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
+// background runs the job worker and the notification hub until ctx ends,
+// and returns a function that waits for them to stop.
+func (s *Server) background(ctx context.Context) func() {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.hub.Run(ctx) })
+	if s.worker != nil {
+		wg.Go(func() {
+			if err := s.worker.Run(ctx); err != nil {
+				s.logger.ErrorContext(ctx, "server: job worker stopped", "error", err)
+			}
+		})
+	}
+	return wg.Wait
+}
+
+// RunWorker runs jobs until ctx ends: keyhole worker.
+func (s *Server) RunWorker(ctx context.Context) error {
+	if s.worker == nil {
+		return errors.New("this process runs no workers: give --concurrency 1 or more")
+	}
+	wait := s.background(ctx)
+	<-ctx.Done()
+	wait()
+	return nil
+}
+
 // Serve is Run on a listener the caller opened.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	bgctx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	waitBackground := s.background(bgctx)
+	defer func() {
+		stopBackground()
+		waitBackground()
+	}()
+
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

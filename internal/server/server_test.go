@@ -17,11 +17,18 @@ import (
 
 	"github.com/keyhole/keyhole/internal/client"
 	"github.com/keyhole/keyhole/internal/resource"
+	"github.com/keyhole/keyhole/internal/sandbox"
 	"github.com/keyhole/keyhole/internal/server"
 	"github.com/keyhole/keyhole/internal/testpg"
 )
 
-func TestMain(m *testing.M) { os.Exit(testpg.Run(m)) }
+func TestMain(m *testing.M) {
+	// Job tests run the sandbox, whose init is this very binary.
+	if sandbox.IsInit() {
+		os.Exit(sandbox.InitMain())
+	}
+	os.Exit(testpg.Run(m))
+}
 
 // canary is a secret that must never appear where it should not.
 const canary = "sk_live_CANARY_d41d8cd98f00b204e980"
@@ -49,14 +56,21 @@ func start(t *testing.T, dir, dsn string, keyURL string) *bundle {
 
 func tryStart(t testing.TB, dir, dsn, keyURL string) (*bundle, error) {
 	t.Helper()
+	return startConfig(t, server.Config{DataDir: dir, DB: dsn, KeyURL: keyURL})
+}
+
+// startConfig runs a real server with cfg on a loopback port.
+func startConfig(t testing.TB, cfg server.Config) (*bundle, error) {
+	t.Helper()
+	dir, dsn := cfg.DataDir, cfg.DB
 	logs := &bytes.Buffer{}
 	logger := newLogger(logs)
 	if _, bench := t.(*testing.B); bench {
 		logger = nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dir, DB: dsn, KeyURL: keyURL,
-		Logger: logger})
+	cfg.Logger = logger
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -100,7 +114,7 @@ func tryStart(t testing.TB, dir, dsn, keyURL string) (*bundle, error) {
 
 func (b *bundle) client(t testing.TB, token string) *client.Client {
 	t.Helper()
-	c, err := client.New(b.url, token, &client.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+	c, err := client.New(b.url, token, &client.Options{HTTPClient: &http.Client{Timeout: 90 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

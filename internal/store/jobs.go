@@ -239,6 +239,9 @@ type JobOutcome struct {
 	// finishing it.
 	Retry   bool
 	RetryAt time.Time
+	// Uncounted gives the attempt back: the job did not run (it waited for
+	// a volume, or its worker shut down).
+	Uncounted bool
 }
 
 // FinishJob records the outcome of a run by worker. It reports false when
@@ -248,10 +251,14 @@ func (tx *Tx) FinishJob(ctx context.Context, id, worker string, o JobOutcome) (b
 	var res sql.Result
 	var err error
 	if o.Retry {
+		back := 0
+		if o.Uncounted {
+			back = 1
+		}
 		res, err = tx.q.ExecContext(ctx, `UPDATE jobs SET state = 'queued', worker = '',
-			lease_until = 0, reason = $1, run_after = $2
+			lease_until = 0, reason = $1, run_after = $2, attempt = attempt - $5
 			WHERE id = $3 AND worker = $4 AND state = 'running'`,
-			o.Reason, toMicros(o.RetryAt), id, worker)
+			o.Reason, toMicros(o.RetryAt), id, worker, back)
 	} else {
 		res, err = tx.q.ExecContext(ctx, `UPDATE jobs SET state = $1, reason = $2, result = $3,
 			exit_code = $4, usage = $5, transcript = $6, finished_at = $7, lease_until = 0
