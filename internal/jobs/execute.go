@@ -313,4 +313,3 @@ func (e *ToolExecutor) Execute(ctx context.Context, r *Run) store.JobOutcome {
 	}
 	return o
 }
-

@@ -73,4 +73,3 @@ var sections = map[string]string{
 	"Route":      "the route",
 	"AllowRule":  "an allow rule",
 }
-
