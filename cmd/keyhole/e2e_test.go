@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyhole/keyhole/internal/testpg"
 )
 
 // binary is the keyhole program built once for these tests.
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build keyhole: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testpg.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

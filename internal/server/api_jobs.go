@@ -29,6 +29,7 @@ type JobInfo struct {
 	Attempt     int             `json:"attempt"`
 	MaxAttempts int             `json:"max_attempts"`
 	Trigger     string          `json:"trigger,omitempty"`
+	Worker      string          `json:"worker,omitempty"`
 	CreatedBy   string          `json:"created_by,omitempty"`
 	CreatedAt   time.Time       `json:"created_at"`
 	StartedAt   *time.Time      `json:"started_at,omitempty"`
@@ -82,7 +83,8 @@ func (s *Server) jobEndpoints() []endpoint {
 func jobInfo(j *store.Job) JobInfo {
 	in := JobInfo{ID: j.ID, Workspace: j.Workspace, Kind: j.Kind, Name: j.Name, State: j.State,
 		Reason: j.Reason, Args: json.RawMessage(j.Args), Attempt: j.Attempt,
-		MaxAttempts: j.MaxAttempts, Trigger: j.Trigger, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt}
+		MaxAttempts: j.MaxAttempts, Trigger: j.Trigger, Worker: j.Worker, CreatedBy: j.CreatedBy,
+		CreatedAt: j.CreatedAt}
 	if j.Result != "" {
 		in.Result = json.RawMessage(j.Result)
 	}
