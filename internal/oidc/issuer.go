@@ -108,11 +108,11 @@ type Options struct {
 // them. It is safe for concurrent use, and several Issuers on one
 // PostgreSQL database share their keys.
 type Issuer struct {
-	db      *store.DB
-	kek     secrets.KeyService
-	url     string
-	opts    Options
-	log     *slog.Logger
+	db       *store.DB
+	kek      secrets.KeyService
+	url      string
+	opts     Options
+	log      *slog.Logger
 	generate func() (*newKey, error) // replaced by tests to save time
 
 	mu       sync.Mutex
