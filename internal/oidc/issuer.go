@@ -108,12 +108,11 @@ type Options struct {
 // them. It is safe for concurrent use, and several Issuers on one
 // PostgreSQL database share their keys.
 type Issuer struct {
-	db       *store.DB
-	kek      secrets.KeyService
-	url      string
-	opts     Options
-	log      *slog.Logger
-	generate func() (*newKey, error) // replaced by tests to save time
+	db   *store.DB
+	kek  secrets.KeyService
+	url  string
+	opts Options
+	log  *slog.Logger
 
 	mu       sync.Mutex
 	active   *signingKey // nil until loaded
@@ -149,7 +148,7 @@ func NewIssuer(db *store.DB, kek secrets.KeyService, issuerURL string,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Issuer{db: db, kek: kek, url: u, opts: o, log: log, generate: generateKey}, nil
+	return &Issuer{db: db, kek: kek, url: u, opts: o, log: log}, nil
 }
 
 func withDefaults(opts *Options) Options {

@@ -254,7 +254,7 @@ func (i *Issuer) createFirst(ctx context.Context) (store.SigningKey, error) {
 
 // newRow generates and wraps a key, ready to store as the active one.
 func (i *Issuer) newRow(ctx context.Context) (store.SigningKey, error) {
-	k, err := i.generate()
+	k, err := generateKey()
 	if err != nil {
 		return store.SigningKey{}, err
 	}
