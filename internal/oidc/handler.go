@@ -68,8 +68,8 @@ func (i *Issuer) DiscoveryHandler() http.Handler {
 	})
 }
 
-// JWKSHandler serves the key set. It answers 503 when the first key cannot
-// be made because the key service or database is down.
+// JWKSHandler serves the key set. It answers 503 when the database cannot
+// be read.
 func (i *Issuer) JWKSHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		set, err := i.PublicKeys(r.Context())

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -327,21 +326,15 @@ func (i *Issuer) info(r store.SigningKey) KeyInfo {
 // PublicKeys returns the key set relying parties verify tokens with: the
 // active key and every retired key whose tokens may still be live. It
 // reads the database each time, so a key another server just made is
-// published at once.
+// published at once. Before the first token there may be no key; the set
+// is then empty, and no key is made here, so that unauthenticated requests
+// for the key set cannot make keyhole generate keys.
 func (i *Issuer) PublicKeys(ctx context.Context) (jose.JSONWebKeySet, error) {
-	var set jose.JSONWebKeySet
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
 	rows, err := i.db.Direct().SigningKeys(ctx)
 	if err != nil {
 		return set, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
 	}
-	if _, ok := newestActive(rows); !ok {
-		row, err := i.createFirst(ctx)
-		if err != nil {
-			return set, err
-		}
-		rows = append(rows, row)
-	}
-
 	now := i.opts.Now()
 	for _, r := range rows {
 		if r.State != store.KeyActive && !i.info(r).PublishedUntil.After(now) {
@@ -353,8 +346,14 @@ func (i *Issuer) PublicKeys(ctx context.Context) (jose.JSONWebKeySet, error) {
 		}
 		set.Keys = append(set.Keys, k)
 	}
-	if len(set.Keys) == 0 {
-		return set, errors.New("oidc: no signing key to publish")
-	}
 	return set, nil
+}
+
+// EnsureKey makes the first signing key if there is none yet, so that the
+// key set is not empty before the first token. A server may call it at
+// start; Issue does the same on first use.
+func (i *Issuer) EnsureKey(ctx context.Context) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.loadLocked(ctx)
 }

@@ -439,13 +439,26 @@ func TestKeyServiceDownFailsClosed(t *testing.T) {
 	if !errors.Is(err, oidc.ErrKeysUnavailable) {
 		t.Errorf("Issue with the key service down: err = %v, want ErrKeysUnavailable", err)
 	}
-	resp, err := http.Get(b.issuer.JWKSURL())
+	if got := kids(t, b.issuer.JWKSURL()); len(got) != 0 {
+		t.Errorf("key set before any key = %v, want empty", got)
+	}
+
+	// A server starting on stored keys cannot unwrap them either.
+	b2 := setup(t, "")
+	if err := b2.issuer.EnsureKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b2.kek.Close()
+	fresh, err := oidc.NewIssuer(b2.db, b2.kek, b2.srv.URL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("key set with the key service down: %s, want 503", resp.Status)
+	_, err = fresh.Issue(context.Background(), job, "vault", time.Minute)
+	if !errors.Is(err, oidc.ErrKeysUnavailable) {
+		t.Errorf("Issue on a stored key with the key service down: err = %v", err)
+	}
+	if got := kids(t, b2.issuer.JWKSURL()); len(got) != 1 {
+		t.Errorf("published keys = %v, want the stored key: verifying needs no key service", got)
 	}
 }
 
