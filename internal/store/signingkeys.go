@@ -81,7 +81,8 @@ func (tx *Tx) RetireSigningKeys(ctx context.Context, at time.Time) error {
 // until, unless it is already later. It reports false when kid is no
 // longer active, in which case nothing changed and the caller must not
 // sign with it.
-func (tx *Tx) ExtendSigningHorizon(ctx context.Context, kid string, until time.Time) (bool, error) {
+func (tx *Tx) ExtendSigningHorizon(ctx context.Context, kid string,
+	until time.Time) (bool, error) {
 	res, err := tx.q.ExecContext(ctx,
 		`UPDATE signing_keys SET sign_horizon = CASE WHEN sign_horizon < $1 THEN $1
 		ELSE sign_horizon END WHERE kid = $2 AND state = $3`,

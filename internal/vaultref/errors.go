@@ -40,6 +40,7 @@ type Error struct {
 	Err    error    // ErrUnavailable, ErrRefused, ErrNotFound or ErrBadSecret
 }
 
+// Error says what failed, where, and what Vault answered.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "vault: %s %s at %s: %v", e.Op, e.Path, e.Addr, e.Err)

@@ -173,7 +173,9 @@ func TestRefusals(t *testing.T) {
 		status  int
 		says    string
 	}{
-		{"wrong audience", func(t *testing.T, b *bundle) { b.settings.Audience = "sts.amazonaws.com" },
+		{"wrong audience", func(t *testing.T, b *bundle) {
+			b.settings.Audience = "sts.amazonaws.com"
+		},
 			vaultref.ErrRefused, 502, "invalid audience (aud) claim"},
 		{"expired token", func(t *testing.T, b *bundle) { b.clock.skew.Store(int64(time.Hour)) },
 			vaultref.ErrRefused, 502, "token is expired"},

@@ -78,7 +78,8 @@ func (h *Handler) enableAuth(w http.ResponseWriter, path string, body map[string
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.jwt[path]; ok {
-		writeErrors(w, http.StatusBadRequest, fmt.Sprintf("path is already in use at %s/", path))
+		writeErrors(w, http.StatusBadRequest,
+			fmt.Sprintf("path is already in use at %s/", path))
 		return
 	}
 	h.jwt[path] = &jwtMount{roles: map[string]*jwtRole{}}
@@ -86,7 +87,8 @@ func (h *Handler) enableAuth(w http.ResponseWriter, path string, body map[string
 }
 
 // auth serves auth/{mount}/….
-func (h *Handler) auth(w http.ResponseWriter, r *http.Request, path string, body map[string]any) {
+func (h *Handler) auth(w http.ResponseWriter, r *http.Request, path string,
+	body map[string]any) {
 	h.mu.Lock()
 	name, rest, ok := mountOf(h.jwt, strings.TrimPrefix(path, "auth/"))
 	m := h.jwt[name]
@@ -153,7 +155,8 @@ func (h *Handler) configure(w http.ResponseWriter, r *http.Request, m *jwtMount,
 	noContent(w)
 }
 
-func (h *Handler) putRole(w http.ResponseWriter, m *jwtMount, name string, body map[string]any) {
+func (h *Handler) putRole(w http.ResponseWriter, m *jwtMount, name string,
+	body map[string]any) {
 	role, err := decodeRole(body)
 	if err != nil {
 		writeErrors(w, http.StatusBadRequest, err.Error())

@@ -29,7 +29,8 @@ func (h *Handler) mount(w http.ResponseWriter, path string, body map[string]any)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.kv[path]; ok {
-		writeErrors(w, http.StatusBadRequest, fmt.Sprintf("path is already in use at %s/", path))
+		writeErrors(w, http.StatusBadRequest,
+			fmt.Sprintf("path is already in use at %s/", path))
 		return
 	}
 	h.kv[path] = &kvMount{secrets: map[string][]kvVersion{}}

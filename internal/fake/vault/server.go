@@ -213,7 +213,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, path string) {
 }
 
 // sys serves the configuration endpoints.
-func (h *Handler) sys(w http.ResponseWriter, r *http.Request, path string, body map[string]any) {
+func (h *Handler) sys(w http.ResponseWriter, r *http.Request, path string,
+	body map[string]any) {
 	if !h.isRoot(r) {
 		writeErrors(w, http.StatusForbidden, "permission denied")
 		return
@@ -266,6 +267,7 @@ type recorder struct {
 	status int
 }
 
+// WriteHeader records status and writes it.
 func (r *recorder) WriteHeader(status int) {
 	r.status = status
 	r.ResponseWriter.WriteHeader(status)
