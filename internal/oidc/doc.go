@@ -28,9 +28,10 @@
 // only wrapped by the key service (see package secrets); the public half is
 // kept in clear so the key set is served without unwrapping anything. The
 // first key is made on first use. [Issuer.Rotate] adds a new key, which
-// signs from then on, and retires the old one, which stays published until
-// every token it signed has expired (plus a grace period for verifiers'
-// clock skew), and is then deleted.
+// signs from then on, and retires the old one: its wrapped private key is
+// erased at once, and its public key stays published until every token it
+// signed has expired (plus a grace period for verifiers' clock skew), and
+// is then deleted.
 //
 // Several servers may share one PostgreSQL database: each key's sign
 // horizon, stored with it, is extended before any server signs a token that

@@ -66,11 +66,13 @@ func (tx *Tx) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return out, rows.Err()
 }
 
-// RetireSigningKeys marks every active signing key retired as of at.
+// RetireSigningKeys marks every active signing key retired as of at and
+// erases its wrapped private key: a retired key never signs again, and
+// only its public half is needed to verify the tokens it signed.
 func (tx *Tx) RetireSigningKeys(ctx context.Context, at time.Time) error {
 	_, err := tx.q.ExecContext(ctx,
-		"UPDATE signing_keys SET state = $1, retired_at = $2 WHERE state = $3",
-		KeyRetired, toMicros(at), KeyActive)
+		"UPDATE signing_keys SET state = $1, retired_at = $2, wrapped = $3 WHERE state = $4",
+		KeyRetired, toMicros(at), []byte{}, KeyActive)
 	if err != nil {
 		return fmt.Errorf("retire signing keys: %w", err)
 	}

@@ -185,11 +185,12 @@ func (r *Resolver) cached(ctx context.Context, s Settings, caller oidc.JobClaims
 }
 
 // Read fetches the secret at ref from Vault, bypassing the cache, and
-// returns its fields as Vault holds them. It is for moving values between
+// returns the fields of typ it holds, checked against typ's schema; with a
+// nil typ, every field as Vault holds it. It is for moving values between
 // backends (`keyhole secrets migrate --to local`); the caller must not
 // keep the value anywhere but in a sealed resource.
 func (r *Resolver) Read(ctx context.Context, settings Settings, caller oidc.JobClaims,
-	ref string) (map[string]any, error) {
+	ref string, typ *resource.Type) (map[string]any, error) {
 	s, err := checkRequest(settings, ref)
 	if err != nil {
 		return nil, err
@@ -198,7 +199,10 @@ func (r *Resolver) Read(ctx context.Context, settings Settings, caller oidc.JobC
 	if err != nil {
 		return nil, err
 	}
-	return sec.data, nil
+	if typ == nil {
+		return sec.data, nil
+	}
+	return mapFields(typ, sec.data, s.Addr, ref)
 }
 
 // Write stores fields as a new version of the secret at ref, logging in as

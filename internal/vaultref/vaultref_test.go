@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keyhole/keyhole/internal/fault"
+	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/testpg"
 	"github.com/keyhole/keyhole/internal/tool"
@@ -401,7 +402,7 @@ path "kv/data/keyhole/*" {
 	if err := b.resolver.Write(ctx, b.settings, admin, ref, value); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.resolver.Read(ctx, b.settings, admin, ref)
+	got, err := b.resolver.Read(ctx, b.settings, admin, ref, resource.Builtin("stripe"))
 	if err != nil {
 		t.Fatal(err)
 	}
