@@ -97,6 +97,11 @@ type Options struct {
 	// zero.
 	Refresh time.Duration
 
+	// PreviousKEK, if set, is tried when the key service cannot unwrap a
+	// signing key: the service the keys were wrapped by before a move to
+	// another key service. [Issuer.Rewrap] ends the need for it.
+	PreviousKEK secrets.KeyService
+
 	// Now is the clock; time.Now when nil. Tests move it.
 	Now func() time.Time
 

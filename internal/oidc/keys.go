@@ -95,11 +95,27 @@ func (i *Issuer) wrap(ctx context.Context, k *newKey) ([]byte, error) {
 	return wrapped, nil
 }
 
-func (i *Issuer) unwrap(ctx context.Context, row store.SigningKey) (*rsa.PrivateKey, error) {
+// unwrapRaw opens a stored private key with the key service, or the
+// previous one.
+func (i *Issuer) unwrapRaw(ctx context.Context, row store.SigningKey) ([]byte, error) {
 	plain, err := i.kek.Decrypt(ctx, row.Wrapped)
+	if err != nil && i.opts.PreviousKEK != nil {
+		var perr error
+		if plain, perr = i.opts.PreviousKEK.Decrypt(ctx, row.Wrapped); perr == nil {
+			err = nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: unwrap signing key %s with the key service: %v",
 			ErrKeysUnavailable, row.KID, err)
+	}
+	return plain, nil
+}
+
+func (i *Issuer) unwrap(ctx context.Context, row store.SigningKey) (*rsa.PrivateKey, error) {
+	plain, err := i.unwrapRaw(ctx, row)
+	if err != nil {
+		return nil, err
 	}
 	var w wrappedKey
 	err = json.Unmarshal(plain, &w)
@@ -299,6 +315,50 @@ func (i *Issuer) Rotate(ctx context.Context) (KeyInfo, error) {
 	i.log.InfoContext(ctx, "oidc: rotated signing key", "kid", row.KID,
 		"deleted_keys", deleted)
 	return i.info(row), nil
+}
+
+// Rewrap wraps the stored private keys again under the current key
+// service, opening each with the current or the previous one
+// (Options.PreviousKEK). After it, the previous service is no longer
+// needed. It returns how many keys it rewrapped.
+func (i *Issuer) Rewrap(ctx context.Context) (int, error) {
+	n := 0
+	err := i.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.Lock(ctx, lockName); err != nil {
+			return err
+		}
+		rows, err := tx.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			if len(row.Wrapped) == 0 { // retired: nothing left to wrap
+				continue
+			}
+			if err := i.rewrapRow(ctx, tx, row); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("oidc: rewrap signing keys: %w", err)
+	}
+	return n, nil
+}
+
+func (i *Issuer) rewrapRow(ctx context.Context, tx *store.Tx, row store.SigningKey) error {
+	plain, err := i.unwrapRaw(ctx, row)
+	if err != nil {
+		return err
+	}
+	wrapped, err := i.kek.Encrypt(ctx, plain)
+	clear(plain)
+	if err != nil {
+		return fmt.Errorf("%w: wrap signing key %s: %v", ErrKeysUnavailable, row.KID, err)
+	}
+	return tx.RewrapSigningKey(ctx, row.KID, wrapped)
 }
 
 // Keys lists the stored signing keys, oldest first.

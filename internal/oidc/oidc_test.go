@@ -468,6 +468,35 @@ func TestKeyServiceDownFailsClosed(t *testing.T) {
 	}
 }
 
+func TestRewrapMovesToANewKeyService(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	ctx := context.Background()
+	if err := b.issuer.EnsureKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newKEK, _, err := secrets.OpenKeyService(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the previous service the new one cannot open the key.
+	alone, _ := oidc.NewIssuer(b.db, newKEK, b.srv.URL, nil)
+	if _, err := alone.Issue(ctx, job, "vault", time.Minute); !errors.Is(err,
+		oidc.ErrKeysUnavailable) {
+		t.Fatalf("Issue under a new key service before rewrap: %v", err)
+	}
+	moving, _ := oidc.NewIssuer(b.db, newKEK, b.srv.URL,
+		&oidc.Options{PreviousKEK: b.kek})
+	if n, err := moving.Rewrap(ctx); n != 1 || err != nil {
+		t.Fatalf("Rewrap = %d, %v", n, err)
+	}
+	b.kek.Close() // the old service is gone
+	if _, err := alone.Issue(ctx, job, "vault", time.Minute); err != nil {
+		t.Errorf("Issue under the new key service after rewrap: %v", err)
+	}
+}
+
 func TestIssueRejectsBadRequests(t *testing.T) {
 	t.Parallel()
 	b := setup(t, "")

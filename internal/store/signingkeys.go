@@ -79,6 +79,16 @@ func (tx *Tx) RetireSigningKeys(ctx context.Context, at time.Time) error {
 	return nil
 }
 
+// RewrapSigningKey replaces the wrapped private key of kid.
+func (tx *Tx) RewrapSigningKey(ctx context.Context, kid string, wrapped []byte) error {
+	_, err := tx.q.ExecContext(ctx,
+		"UPDATE signing_keys SET wrapped = $1 WHERE kid = $2", wrapped, kid)
+	if err != nil {
+		return fmt.Errorf("rewrap signing key %s: %w", kid, err)
+	}
+	return nil
+}
+
 // ExtendSigningHorizon moves the sign horizon of the active key kid to
 // until, unless it is already later. It reports false when kid is no
 // longer active, in which case nothing changed and the caller must not
