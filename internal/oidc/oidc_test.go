@@ -57,7 +57,7 @@ type bundle struct {
 
 // setup opens a database and serves an issuer's endpoints on a local
 // server whose URL is the issuer URL.
-func setup(t *testing.T, dsn string) *bundle {
+func setup(t testing.TB, dsn string) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	b := &bundle{clock: newClock()}
@@ -79,7 +79,7 @@ func setup(t *testing.T, dsn string) *bundle {
 }
 
 // serve starts another issuer on b's database, at path under a new server.
-func (b *bundle) serve(t *testing.T, path string) (*oidc.Issuer, *httptest.Server) {
+func (b *bundle) serve(t testing.TB, path string) (*oidc.Issuer, *httptest.Server) {
 	t.Helper()
 	var h http.Handler = http.NotFoundHandler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -94,7 +94,7 @@ type bundle struct {
 // setup starts keyhole's issuer on a database, a fake Vault set up as
 // docs/VAULT.md says, with the Stripe key at kv/bot/stripe, a fake Stripe
 // accepting that key, and a resolver.
-func setup(t *testing.T, dsn string) *bundle {
+func setup(t testing.TB, dsn string) *bundle {
 	t.Helper()
 	b := &bundle{clock: &clock{t: time.Now().Truncate(time.Second)}, logs: &syncBuffer{}}
 	if dsn == "" {
@@ -120,7 +120,7 @@ func setup(t *testing.T, dsn string) *bundle {
 	return b
 }
 
-func (b *bundle) openStore(t *testing.T, dsn string) {
+func (b *bundle) openStore(t testing.TB, dsn string) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, dsn, &store.Options{DataDir: b.dir})
@@ -136,7 +136,7 @@ func (b *bundle) openStore(t *testing.T, dsn string) {
 }
 
 // serveIssuer serves an issuer whose URL is its own local server's.
-func serveIssuer(t *testing.T, db *store.DB, now func() time.Time,
+func serveIssuer(t testing.TB, db *store.DB, now func() time.Time,
 	logger *slog.Logger) *oidc.Issuer {
 	t.Helper()
 	kek, _, err := secrets.OpenKeyService(context.Background(), "", t.TempDir())
@@ -156,7 +156,7 @@ func serveIssuer(t *testing.T, db *store.DB, now func() time.Time,
 	return iss
 }
 
-func rootClient(t *testing.T, v *vault.Server) *api.Client {
+func rootClient(t testing.TB, v *vault.Server) *api.Client {
 	t.Helper()
 	c, err := api.NewClient(&api.Config{Address: v.URL, Timeout: 10 * time.Second})
 	if err != nil {
@@ -169,7 +169,7 @@ func rootClient(t *testing.T, v *vault.Server) *api.Client {
 // configureVault follows docs/VAULT.md: enable jwt auth trusting keyhole
 // through discovery, a policy, role keyhole bound to workspace acme and the
 // bot's jobs, and the secret.
-func (b *bundle) configureVault(t *testing.T, iss *oidc.Issuer) {
+func (b *bundle) configureVault(t testing.TB, iss *oidc.Issuer) {
 	t.Helper()
 	ctx := context.Background()
 	check := func(err error) {
@@ -192,7 +192,7 @@ func (b *bundle) configureVault(t *testing.T, iss *oidc.Issuer) {
 }
 
 // writeRole writes role keyhole as docs/VAULT.md does, with changes.
-func (b *bundle) writeRole(t *testing.T, changes map[string]any) {
+func (b *bundle) writeRole(t testing.TB, changes map[string]any) {
 	t.Helper()
 	role := map[string]any{
 		"role_type":       "jwt",
@@ -223,7 +223,7 @@ var job = oidc.JobClaims{Workspace: "acme", JobID: "job_7", JobKind: "tool",
 // putReference stores f/bot/stripe as a Vault-held resource, as
 // `keyhole resource set f/bot/stripe --type stripe --vault kv/data/bot/stripe`
 // does: a row with the reference and no value.
-func (b *bundle) putReference(t *testing.T, ref string) *store.Resource {
+func (b *bundle) putReference(t testing.TB, ref string) *store.Resource {
 	t.Helper()
 	row := &store.Resource{WorkspaceID: b.ws.ID, Path: "f/bot/stripe", Type: "stripe",
 		AllowedHosts: []string{strings.TrimPrefix(b.stripe.URL, "http://")},
@@ -248,7 +248,7 @@ func (b *bundle) source(settings vaultref.Settings, caller oidc.JobClaims) tool.
 	})
 }
 
-func (b *bundle) credential(t *testing.T) (*tool.Credential, error) {
+func (b *bundle) credential(t testing.TB) (*tool.Credential, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
