@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyhole/keyhole/internal/audit"
 	"github.com/keyhole/keyhole/internal/fault"
+	"github.com/keyhole/keyhole/internal/oidc"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/tool"
@@ -46,6 +47,22 @@ type Grant struct {
 	Expires time.Time
 	// Detail is added to every audit record the grant's calls produce.
 	Detail map[string]any
+	// Caller says whom the calls are for, as identity tokens signed for
+	// them (to log in to Vault) name it. Empty fields are filled from the
+	// call: the workspace, kind "tool" and the tool's name.
+	Caller oidc.JobClaims
+}
+
+// claims returns the identity a call made under g speaks for.
+func (g *Grant) claims(name string) oidc.JobClaims {
+	c := g.Caller
+	if c.Workspace == "" {
+		c.Workspace = g.Workspace.Name
+	}
+	if c.JobKind == "" {
+		c.JobKind, c.JobName = "tool", name
+	}
+	return c
 }
 
 // ErrGrantExpired reports use of a grant after it ended.

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/keyhole/keyhole/internal/audit"
+	"github.com/keyhole/keyhole/internal/oidc"
 	"github.com/keyhole/keyhole/internal/tool"
 )
 
@@ -30,7 +31,7 @@ func (b *Broker) Call(ctx context.Context, g *Grant, name string, args json.RawM
 		args = json.RawMessage("{}")
 	}
 
-	res := b.exec.Call(ctx, t, b.credentials(g.Workspace), args)
+	res := b.exec.Call(oidc.WithClaims(ctx, g.claims(name)), t, b.credentials(g.Workspace), args)
 	outcome := audit.OK
 	if res.IsError {
 		outcome = audit.Failed

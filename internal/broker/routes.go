@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyhole/keyhole/internal/audit"
 	"github.com/keyhole/keyhole/internal/fault"
+	"github.com/keyhole/keyhole/internal/oidc"
 	"github.com/keyhole/keyhole/internal/route"
 	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/tool"
@@ -34,6 +35,7 @@ func (b *Broker) RoutesHandler(prefix string, g *Grant) http.Handler {
 			http.Error(w, `{"error": `+quote(err.Error())+`}`, status)
 			return
 		}
+		r = r.WithContext(oidc.WithClaims(r.Context(), g.claims("route:"+name)))
 		http.StripPrefix(prefix+name, p).ServeHTTP(w, r)
 	})
 }

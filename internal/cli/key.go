@@ -13,7 +13,7 @@ func newKeyCmd(stdio Stdio) *cobra.Command {
 		Use:   "key",
 		Short: "Rotate encryption keys",
 	}
-	var kek bool
+	var kek, signing bool
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Make a new data key for the workspace and re-encrypt every value under it",
@@ -27,6 +27,16 @@ func newKeyCmd(stdio Stdio) *cobra.Command {
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
+			}
+			if signing {
+				r, err := c.RotateSigningKey(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, k := range r.Keys {
+					fmt.Fprintf(stdio.Out, "signing key %s %s (%s)\n", k.KID, k.State, k.Algorithm)
+				}
+				return nil
 			}
 			if kek {
 				r, err := c.RewrapKeys(cmd.Context())
@@ -46,6 +56,8 @@ func newKeyCmd(stdio Stdio) *cobra.Command {
 		},
 	}
 	rotate.Flags().BoolVar(&kek, "kek", false, "rewrap the data keys under the current key service")
+	rotate.Flags().BoolVar(&signing, "signing", false, "add a signing key for identity tokens; "+
+		"older ones stay published until their tokens expire")
 	cmd.AddCommand(rotate)
 	return cmd
 }

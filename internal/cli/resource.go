@@ -38,11 +38,14 @@ func newResourceSetCmd(stdio Stdio) *cobra.Command {
 			"  keyhole resource set f/bot/stripe --type stripe --from-file stripe.json",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			value, err := readValue(stdio.In, fromFile)
-			if err != nil {
-				return err
+			req.Path = args[0]
+			if req.Vault == "" {
+				value, err := readValue(stdio.In, fromFile)
+				if err != nil {
+					return err
+				}
+				req.Value = value
 			}
-			req.Path, req.Value = args[0], value
 			if cmd.Flags().Changed("allowed-hosts") {
 				req.AllowedHosts = splitList(hosts)
 			}
@@ -54,8 +57,12 @@ func newResourceSetCmd(stdio Stdio) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Out, "%s: %s version %d (allowed hosts: %s)\n", info.Path, info.Type,
-				info.Version, strings.Join(info.AllowedHosts, ", "))
+			where := ""
+			if info.Reference != "" {
+				where = "; value in Vault at " + info.Reference
+			}
+			fmt.Fprintf(stdio.Out, "%s: %s version %d (allowed hosts: %s)%s\n", info.Path, info.Type,
+				info.Version, strings.Join(info.AllowedHosts, ", "), where)
 			return nil
 		},
 	}
@@ -65,6 +72,8 @@ func newResourceSetCmd(stdio Stdio) *cobra.Command {
 		"instead of the type's")
 	f.StringVar(&req.Description, "description", "", "what the resource is for")
 	f.StringVar(&fromFile, "from-file", "", "read the JSON value from this file instead of stdin")
+	f.StringVar(&req.Vault, "vault", "", "keep the value in the workspace's Vault at this KV v2 path "+
+		"(e.g. kv/data/bot/stripe) instead of in keyhole; no value is read")
 	_ = cmd.MarkFlagRequired("type")
 	return cmd
 }

@@ -48,6 +48,8 @@ func newServerCmd(stdio Stdio) *cobra.Command {
 		"<data-dir>/master.key, or base64key://, hashivault://, awskms://, gcpkms://, azurekeyvault://")
 	f.StringVar(&cfg.PreviousKeyURL, "previous-key-url", "", "key service the data keys were "+
 		"wrapped with before --key-url; run 'keyhole key rotate --kek' to finish moving")
+	f.StringVar(&cfg.ExternalURL, "external-url", "", "how others reach this server, "+
+		"https://keyhole.example.com: the issuer of its identity tokens (default http://LISTEN)")
 	addJobFlags(cmd, &cfg, "workers", "jobs this server runs at once; 0 runs none (use keyhole worker)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

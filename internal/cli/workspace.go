@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keyhole/keyhole/internal/tool"
+	"github.com/keyhole/keyhole/internal/vaultref"
 )
 
 func init() { register(newWorkspaceCmd) }
@@ -59,6 +63,49 @@ func newWorkspaceCmd(stdio Stdio) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(list, create)
+	cmd.AddCommand(list, create, newWorkspaceVaultCmd(stdio))
+	return cmd
+}
+
+func newWorkspaceVaultCmd(stdio Stdio) *cobra.Command {
+	var s vaultref.Settings
+	var check, show bool
+	var maxTTL time.Duration
+	cmd := &cobra.Command{
+		Use:   "vault --addr URL --role ROLE [--jwt-mount jwt] [--audience vault]",
+		Short: "Keep the workspace's secrets in HashiCorp Vault or OpenBao (see docs/VAULT.md)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			if show {
+				got, err := c.VaultSettings(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return output(stdio.Out, "yaml", got, nil)
+			}
+			s.MaxCacheTTL = tool.Duration(maxTTL)
+			got, err := c.SetVaultSettings(cmd.Context(), s, check)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Out, "workspace %s: Vault %s, role %s, JWT auth at %s, audience %s\n",
+				c.Workspace(), got.Addr, got.Role, got.JWTMount, got.Audience)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&s.Addr, "addr", "", "Vault's address, https://vault.example.com:8200")
+	f.StringVar(&s.JWTMount, "jwt-mount", "jwt", "where Vault's JWT auth method is enabled")
+	f.StringVar(&s.Role, "role", "", "the JWT auth role keyhole logs in with")
+	f.StringVar(&s.Audience, "audience", "vault", "the audience of keyhole's identity tokens for Vault")
+	f.StringVar(&s.Namespace, "namespace", "", "Vault Enterprise or OpenBao namespace")
+	f.DurationVar(&maxTTL, "max-cache-ttl", 0, "longest a fetched value stays in memory")
+	f.StringVar(&s.CACert, "ca-cert", "", "PEM bundle of CAs Vault's certificate is checked against")
+	f.BoolVar(&check, "check", false, "log in to Vault with the settings before saving them")
+	f.BoolVar(&show, "show", false, "print the current settings")
 	return cmd
 }

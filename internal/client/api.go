@@ -12,6 +12,7 @@ import (
 	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/server"
+	"github.com/keyhole/keyhole/internal/vaultref"
 )
 
 // Health reports whether the server answers /healthz with 200.
@@ -299,4 +300,32 @@ func (c *Client) FollowJobLogs(ctx context.Context, id string, after int64,
 		return nil, errors.New("the log stream ended before the job did")
 	}
 	return final, nil
+}
+
+// SetVaultSettings sets the workspace's Vault settings; check logs in first.
+func (c *Client) SetVaultSettings(ctx context.Context, s vaultref.Settings, check bool) (*vaultref.Settings, error) {
+	var out vaultref.Settings
+	in := server.VaultSettingsRequest{Settings: s, Check: check}
+	return &out, c.do(ctx, "PUT", c.ws("/settings/vault"), nil, in, &out)
+}
+
+// VaultSettings returns the workspace's Vault settings.
+func (c *Client) VaultSettings(ctx context.Context) (*vaultref.Settings, error) {
+	var out vaultref.Settings
+	return &out, c.do(ctx, "GET", c.ws("/settings/vault"), nil, nil, &out)
+}
+
+// RotateSigningKey adds a signing key for identity tokens.
+func (c *Client) RotateSigningKey(ctx context.Context) (*server.SigningKeyResult, error) {
+	var out server.SigningKeyResult
+	return &out, c.do(ctx, "POST", "/api/v1/keys/signing/rotate", nil, nil, &out)
+}
+
+// MigrateResource moves a resource's value to Vault or back into keyhole.
+func (c *Client) MigrateResource(ctx context.Context, path string, req server.MigrateRequest) (*resource.Info, error) {
+	if err := resource.CheckPath(path); err != nil {
+		return nil, err
+	}
+	var out resource.Info
+	return &out, c.do(ctx, "POST", c.ws("/resources/", path), nil, req, &out)
 }

@@ -12,9 +12,21 @@ import (
 	"github.com/keyhole/keyhole/internal/store"
 )
 
-// Get returns the resource at path with its secret fields masked.
+// Get returns the resource at path with its secret fields masked. A value
+// held outside keyhole is not fetched: the reference is shown instead.
 func (s *Service) Get(ctx context.Context, ws *store.Workspace, path string) (*Info, error) {
-	row, typ, fields, err := s.load(ctx, ws.ID, path)
+	if err := CheckPath(path); err != nil {
+		return nil, err
+	}
+	row, err := s.row(ctx, ws.ID, path)
+	if err != nil {
+		return nil, err
+	}
+	typ, _ := s.Type(ctx, ws.ID, row.Type)
+	if row.Sealed == nil {
+		return s.info(row, typ, nil, false), nil
+	}
+	_, typ, fields, err := s.load(ctx, ws.ID, path)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +95,9 @@ func (s *Service) Invalidate(wsID int64) {
 // open decrypts a stored resource value.
 func (s *Service) open(ctx context.Context, row *store.Resource) (map[string]any, error) {
 	if row.Sealed == nil {
-		return nil, fault.New(fault.Unavailable, "external_value",
-			"resource %s is held outside keyhole (%s) and cannot be opened here", row.Path, row.Reference)
+		return nil, fault.New(fault.Invalid, "external_value",
+			"resource %s is held in Vault (%s); keyhole does not reveal it — read it in Vault",
+			row.Path, row.Reference)
 	}
 	plain, err := s.keys.Open(ctx, row.WorkspaceID, row.Path, row.Version, row.KeyVersion, row.Sealed)
 	if errors.Is(err, secrets.ErrOpen) {
@@ -156,9 +169,19 @@ type Credential struct {
 	AllowedHosts []string
 }
 
-// Open decrypts the resource at path for use by the broker. The caller
-// audits the use.
+// Open decrypts the resource at path for use by the broker, or fetches it
+// from where it is held. The caller audits the use.
 func (s *Service) Open(ctx context.Context, wsID int64, path string) (*Credential, error) {
+	if err := CheckPath(path); err != nil {
+		return nil, err
+	}
+	row, err := s.row(ctx, wsID, path)
+	if err != nil {
+		return nil, err
+	}
+	if row.Sealed == nil && row.Reference != "" {
+		return s.openExternal(ctx, row)
+	}
 	row, typ, fields, err := s.load(ctx, wsID, path)
 	if err != nil {
 		return nil, err
@@ -173,4 +196,21 @@ func (s *Service) Open(ctx context.Context, wsID int64, path string) (*Credentia
 		}
 	}
 	return c, nil
+}
+
+func (s *Service) openExternal(ctx context.Context, row *store.Resource) (*Credential, error) {
+	typ, err := s.Type(ctx, row.WorkspaceID, row.Type)
+	if err != nil {
+		return nil, err
+	}
+	if s.external == nil {
+		return nil, fault.New(fault.Unavailable, "external_value",
+			"resource %s is held in Vault, which this process cannot reach", row.Path)
+	}
+	fields, err := s.external(ctx, row, typ)
+	if err != nil {
+		return nil, err
+	}
+	return &Credential{Path: row.Path, Type: row.Type, Fields: fields,
+		SecretFields: typ.SecretFields, AllowedHosts: row.AllowedHosts}, nil
 }

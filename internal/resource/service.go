@@ -43,7 +43,18 @@ type Service struct {
 	// this Service clear their entry; writes by another server are seen
 	// within rowCacheTTL.
 	rows *ttlcache.Cache[rowKey, *store.Resource]
+
+	// external opens values held outside keyhole, such as in Vault.
+	external       ExternalFunc
+	checkReference func(ctx context.Context, ws *store.Workspace, ref string) error
 }
+
+// ExternalFunc opens the value of a resource held outside keyhole: the row
+// has a Reference and no sealed value. It returns the value's fields.
+type ExternalFunc func(ctx context.Context, row *store.Resource, typ *Type) (map[string]any, error)
+
+// SetExternal sets how values held outside keyhole are opened.
+func (s *Service) SetExternal(f ExternalFunc) { s.external = f }
 
 type rowKey struct {
 	workspace int64
@@ -93,7 +104,10 @@ type SetRequest struct {
 	Type         string          `json:"type"`
 	Description  string          `json:"description,omitempty"`
 	AllowedHosts []string        `json:"allowed_hosts,omitempty"` // nil: the type's
-	Value        json.RawMessage `json:"value"`
+	Value        json.RawMessage `json:"value,omitempty"`
+	// Vault, instead of a value, names where the workspace's Vault keeps it,
+	// such as kv/data/bot/stripe. keyhole stores only the reference.
+	Vault string `json:"vault,omitempty"`
 }
 
 // Set validates req's value against its type and stores it sealed, replacing
@@ -107,9 +121,21 @@ func (s *Service) Set(ctx context.Context, ws *store.Workspace, actor string, re
 	if err != nil {
 		return nil, err
 	}
-	fields, err := decodeValue(typ, req.Value)
-	if err != nil {
-		return nil, err
+	var fields map[string]any
+	switch {
+	case req.Vault != "" && len(req.Value) > 0:
+		return nil, fault.New(fault.Invalid, "", "give a value or a Vault reference, not both")
+	case req.Vault != "":
+		if s.checkReference == nil {
+			return nil, fault.New(fault.Invalid, "", "this server holds no values in Vault")
+		}
+		if err := s.checkReference(ctx, ws, req.Vault); err != nil {
+			return nil, err
+		}
+	default:
+		if fields, err = decodeValue(typ, req.Value); err != nil {
+			return nil, err
+		}
 	}
 	hosts, err := effectiveHosts(typ, req.AllowedHosts, fields)
 	if err != nil {
@@ -147,11 +173,15 @@ func (s *Service) setTx(ctx context.Context, tx *store.Tx, ws *store.Workspace, 
 		return nil, err
 	}
 
-	kv, sealed, err := s.keys.Seal(ctx, tx, ws.ID, req.Path, row.Version, req.Value)
-	if err != nil {
-		return nil, fmt.Errorf("seal resource %s: %w", req.Path, err)
+	if req.Vault != "" {
+		row.Reference = req.Vault
+	} else {
+		kv, sealed, err := s.keys.Seal(ctx, tx, ws.ID, req.Path, row.Version, req.Value)
+		if err != nil {
+			return nil, fmt.Errorf("seal resource %s: %w", req.Path, err)
+		}
+		row.KeyVersion, row.Sealed = kv, sealed
 	}
-	row.KeyVersion, row.Sealed = kv, sealed
 	if err := tx.PutResource(ctx, row); err != nil {
 		return nil, err
 	}
@@ -160,7 +190,14 @@ func (s *Service) setTx(ctx context.Context, tx *store.Tx, ws *store.Workspace, 
 	}
 	return row, s.audit.AppendTx(ctx, tx, audit.Record{Workspace: ws.Name, Actor: actor,
 		Action: action, Target: req.Path,
-		Detail: map[string]any{"type": typ.Name, "version": row.Version, "allowed_hosts": hosts}})
+		Detail: map[string]any{"type": typ.Name, "version": row.Version, "allowed_hosts": hosts,
+			"reference": row.Reference}})
+}
+
+// SetReferenceCheck sets how a Vault reference is checked when a resource is
+// set to one; without it, references are refused.
+func (s *Service) SetReferenceCheck(f func(ctx context.Context, ws *store.Workspace, ref string) error) {
+	s.checkReference = f
 }
 
 // decodeValue checks a value against its type and returns its fields.

@@ -57,6 +57,11 @@ func (s *Server) rewrapKeys(w http.ResponseWriter, r *http.Request, c *call) err
 		return fault.New(fault.Forbidden, "", "only an admin token of the default workspace can rewrap data keys")
 	}
 	n, err := s.keys.Rewrap(r.Context())
+	if err == nil {
+		var m int
+		m, err = s.issuer.Rewrap(r.Context())
+		n += m
+	}
 	outcome := audit.OK
 	if err != nil {
 		outcome = audit.Failed

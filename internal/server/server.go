@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,11 +17,13 @@ import (
 	"github.com/keyhole/keyhole/internal/audit"
 	"github.com/keyhole/keyhole/internal/broker"
 	"github.com/keyhole/keyhole/internal/jobs"
+	"github.com/keyhole/keyhole/internal/oidc"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/sandbox"
 	"github.com/keyhole/keyhole/internal/secrets"
 	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/ttlcache"
+	"github.com/keyhole/keyhole/internal/vaultref"
 )
 
 // Config is what a server needs to start. Zero values take the defaults
@@ -48,6 +51,11 @@ type Config struct {
 	// guarded default. Tests pass one that trusts a local TLS server.
 	Transport http.RoundTripper
 
+	// ExternalURL is how others reach this server, such as
+	// https://keyhole.example.com: the issuer of its identity tokens.
+	// Default http://LISTEN.
+	ExternalURL string
+
 	// Workers is how many jobs this process runs at once; 0 runs none.
 	Workers int
 	// WorkerOnly runs jobs and nothing else: no API, no first-start setup
@@ -74,6 +82,10 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ExternalURL == "" {
+		c.ExternalURL = "http://" + c.Listen
+	}
+	c.ExternalURL = strings.TrimSuffix(c.ExternalURL, "/")
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
@@ -102,6 +114,8 @@ type Server struct {
 	audit     *audit.Log
 	resources *resource.Service
 	broker    *broker.Broker
+	issuer    *oidc.Issuer
+	vault     *vaultref.Resolver
 	hub       *jobs.Hub
 	jobs      *jobs.Service
 	worker    *jobs.Worker
@@ -175,6 +189,14 @@ func (s *Server) open(ctx context.Context) error {
 	s.audit = audit.New(s.db, s.logger)
 	s.closers = append(s.closers, s.audit.Close)
 	s.resources = resource.NewService(s.db, s.keys, s.audit, s.logger)
+	s.issuer, err = oidc.NewIssuer(s.db, kek, s.cfg.ExternalURL,
+		&oidc.Options{PreviousKEK: s.previous, Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	s.vault = vaultref.NewResolver(s.issuer, &vaultref.Options{Logger: s.logger})
+	s.resources.SetExternal(s.openVaultValue)
+	s.resources.SetReferenceCheck(s.checkVaultReference)
 	s.metrics = newMetrics()
 	s.broker = broker.New(s.db, s.resources, s.audit, &broker.Options{
 		Transport: s.cfg.Transport, Registerer: s.metrics.registry, Logger: s.logger})

@@ -68,16 +68,20 @@ func startConfig(t testing.TB, cfg server.Config) (*bundle, error) {
 	if _, bench := t.(*testing.B); bench {
 		logger = nil
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ExternalURL == "" {
+		cfg.ExternalURL = "http://" + ln.Addr().String()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.Logger = logger
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		cancel()
+		ln.Close()
 		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

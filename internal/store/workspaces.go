@@ -76,3 +76,20 @@ func (tx *Tx) SetWorkspaceSettings(ctx context.Context, id int64, settings strin
 		"UPDATE workspaces SET settings = $1 WHERE id = $2", settings, id)
 	return err
 }
+
+// WorkspaceByID returns the workspace with id, or ErrNotFound.
+func (tx *Tx) WorkspaceByID(ctx context.Context, id int64) (*Workspace, error) {
+	var ws Workspace
+	var created int64
+	err := tx.queryRow(ctx,
+		"SELECT id, name, settings, created_at FROM workspaces WHERE id = $1", id).
+		Scan(&ws.ID, &ws.Name, &ws.Settings, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("workspace %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read workspace: %w", err)
+	}
+	ws.CreatedAt = fromMicros(created)
+	return &ws, nil
+}
