@@ -163,12 +163,12 @@ func (d *Definition) checkTemperature() error {
 	if d.Temperature == nil {
 		return nil
 	}
-	most := 2.0
-	if d.Provider == ProviderAnthropic {
-		most = 1
-	}
-	if t := *d.Temperature; t < 0 || t > most {
-		return fmt.Errorf("%g is out of range: %s takes 0 to %g", t, d.Provider, most)
+	t := *d.Temperature
+	switch {
+	case d.Provider == ProviderAnthropic && (t < 0 || t > 1):
+		return fmt.Errorf("%g is out of range: anthropic takes 0 to 1", t)
+	case t < 0 || t > 2:
+		return fmt.Errorf("%g is out of range: use 0 to 2", t)
 	}
 	return nil
 }
