@@ -24,8 +24,9 @@ type anthropicChat struct {
 
 func newAnthropicChat(d *Definition, ep *endpoint, hc *http.Client, specs []ToolSpec,
 	system, message string, stream bool) *anthropicChat {
-	// The key goes in x-api-key, the Messages API's header for API keys;
-	// no environment variable or profile of the process is consulted.
+	// The key goes in x-api-key, the Messages API's header for API keys
+	// (this SDK's WithAPIKey would send it as a bearer token). No
+	// environment variable or profile of the process is consulted.
 	client := anthropic.NewClient(option.WithoutEnvironmentDefaults(),
 		option.WithBaseURL(ep.base.String()), option.WithHTTPClient(hc),
 		option.WithHeader("x-api-key", ep.key), option.WithMaxRetries(maxRetries),
@@ -35,14 +36,16 @@ func newAnthropicChat(d *Definition, ep *endpoint, hc *http.Client, specs []Tool
 	c.params = anthropic.MessageNewParams{
 		Model:     anthropic.Model(d.Model),
 		MaxTokens: d.maxTokens(),
-		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(message))},
 		Tools:     anthropicTools(specs),
+		Messages: []anthropic.MessageParam{
+			anthropic.NewUserMessage(anthropic.NewTextBlock(message))},
 	}
 	if system != "" {
 		c.params.System = []anthropic.TextBlockParam{{Text: system}}
 	}
 	if d.Temperature != nil {
-		// The SDK no longer models temperature; the API still reads it.
+		// The SDK does not model temperature, so it goes straight into the
+		// body; a model that no longer takes it refuses the request.
 		c.opts = append(c.opts, option.WithJSONSet("temperature", *d.Temperature))
 	}
 	return c

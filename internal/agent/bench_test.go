@@ -237,7 +237,8 @@ func benchLoop(b *testing.B, provider string, cred *tool.Credential, stream bool
 	def := definition(provider, nil)
 	in := &agent.Input{Agent: def, LLM: cred, Tools: echoTools{}, Message: "did Acme pay?",
 		Secrets: []string{stripeKey}}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 
 	var directTimes, agentTimes []time.Duration
 	for b.Loop() {

@@ -37,7 +37,7 @@ const (
 //	name: billing-assistant
 //	provider: anthropic
 //	llm: f/bot/anthropic
-//	model: claude-sonnet-4-5
+//	model: claude-sonnet-5-5
 //	system: You answer questions about customers' invoices.
 //	toolset: billing
 //	max_turns: 6
@@ -113,7 +113,7 @@ func (d *Definition) Validate() error {
 	add("provider", checkProvider(d.Provider))
 	add("llm", checkLLM(d.LLM))
 	if d.Model == "" {
-		add("model", errors.New("missing: name the provider's model, such as claude-sonnet-4-5"))
+		add("model", errors.New("missing: name the provider's model, such as claude-sonnet-5-5"))
 	}
 	if d.Toolset != "" {
 		add("toolset", tool.CheckName(d.Toolset))

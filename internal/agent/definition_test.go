@@ -18,7 +18,7 @@ name: billing-assistant
 description: Answers "did they pay?"
 provider: anthropic
 llm: f/bot/anthropic
-model: claude-sonnet-4-5
+model: claude-sonnet-5-5
 system: |
   You answer questions about customers' invoices.
 toolset: billing
@@ -38,7 +38,7 @@ func TestDecodeSpec(t *testing.T) {
 	temp := 0.2
 	want := &agent.Definition{
 		Kind: "agent", Name: "billing-assistant", Description: `Answers "did they pay?"`,
-		Provider: "anthropic", LLM: "f/bot/anthropic", Model: "claude-sonnet-4-5",
+		Provider: "anthropic", LLM: "f/bot/anthropic", Model: "claude-sonnet-5-5",
 		System:  "You answer questions about customers' invoices.\n",
 		Toolset: "billing", MaxTurns: 6, MaxTokens: 1024, Temperature: &temp,
 		Timeout: tool.Duration(2 * time.Minute), Budget: &agent.Budget{Tokens: 50000},
@@ -93,7 +93,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown field", base + "tools: [a]\n", `line 6: unknown field "tools" in the agent`},
 		{"unknown budget field", base + "budget: {dollars: 5}\n",
 			`unknown field "dollars" in budget`},
-		{"json unknown field", `{"kind":"agent","name":"a","prompt":"x"}`, `unknown field "prompt"`},
+		{"json unknown field", `{"kind":"agent","name":"a","prompt":"x"}`,
+			`unknown field "prompt"`},
 		{"json trailing", `{"kind":"agent"} {}`, "more than one value"},
 		{"other kind", strings.Replace(base, "kind: agent", "kind: tool", 1), `kind is "tool"`},
 		{"bad duration", base + "timeout: soon\n", `invalid duration "soon"`},

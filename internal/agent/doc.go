@@ -10,7 +10,7 @@
 //	name: billing-assistant
 //	provider: anthropic          # or openai, for any OpenAI-compatible server
 //	llm: f/bot/anthropic         # resource of type anthropic (or openai)
-//	model: claude-sonnet-4-5
+//	model: claude-sonnet-5-5
 //	system: You answer questions about customers' invoices.
 //	toolset: billing
 //	max_turns: 6                 # model calls per run

@@ -249,7 +249,8 @@ func (s *stripeTools) List(context.Context) ([]agent.ToolSpec, error) {
 	return out, nil
 }
 
-func (s *stripeTools) Call(ctx context.Context, name string, args json.RawMessage) agent.ToolOutcome {
+func (s *stripeTools) Call(ctx context.Context, name string,
+	args json.RawMessage) agent.ToolOutcome {
 	s.calls.Add(1)
 	res := s.ex.Call(ctx, s.tools[name], s.src, args)
 	return agent.ToolOutcome{Content: string(res.Content), IsError: res.IsError}

@@ -70,8 +70,9 @@ func testDidAcmePay(t *testing.T, p provider, stream bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 
+	def := exampleAgent(t, p.name)
 	runner := agent.NewRunner(&agent.RunnerOptions{Stream: stream})
-	tr, err := runner.Run(ctx, &agent.Input{Agent: definition(p.name, nil), LLM: llm.cred,
+	tr, err := runner.Run(ctx, &agent.Input{Agent: def, LLM: llm.cred,
 		Tools: tools, Message: "did Acme pay?", Secrets: []string{stripeKey},
 		OnStep: func(s agent.Step) { steps = append(steps, s) }})
 	if err != nil {
@@ -94,8 +95,19 @@ func testDidAcmePay(t *testing.T, p provider, stream bool) {
 		t.Errorf("OnStep saw other steps than the transcript (-transcript +OnStep):\n%s", diff)
 	}
 	checkAcmeSteps(t, tr)
-	checkRequests(t, p.name, llm.requests())
+	checkRequests(t, p.name, def.System, llm.requests())
 	checkClean(t, tr)
+}
+
+// exampleAgent returns the example's agent, set to use provider.
+func exampleAgent(t *testing.T, provider string) *agent.Definition {
+	t.Helper()
+	d, err := agent.Decode(readExample(t, "agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Provider, d.LLM, d.Model = provider, "f/bot/"+provider, "test-model"
+	return d
 }
 
 // checkAcmeSteps checks the tool steps and the usage of the Acme run.
@@ -129,7 +141,7 @@ func checkAcmeSteps(t *testing.T, tr *agent.Transcript) {
 
 // checkRequests checks that the key reached the model only in the header
 // its API reads it from, and that no secret is in any body.
-func checkRequests(t *testing.T, provider string, reqs []recorded) {
+func checkRequests(t *testing.T, provider, system string, reqs []recorded) {
 	t.Helper()
 	if len(reqs) != 3 {
 		t.Fatalf("the model got %d requests, want 3", len(reqs))
@@ -154,11 +166,12 @@ func checkRequests(t *testing.T, provider string, reqs []recorded) {
 					r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
 			}
 		case agent.ProviderOpenAI:
-			if r.Header.Get("Authorization") != "Bearer "+llmKey || r.Header.Get("X-Api-Key") != "" {
+			if r.Header.Get("Authorization") != "Bearer "+llmKey ||
+				r.Header.Get("X-Api-Key") != "" {
 				t.Errorf("request %d: authorization %q", i, r.Header.Get("Authorization"))
 			}
 		}
-		if r.System != "You answer billing questions." {
+		if r.System != system {
 			t.Errorf("request %d: system prompt %q", i, r.System)
 		}
 		if diff := cmp.Diff([]string{"search_invoices", "get_customer"}, r.Tools); diff != "" {
@@ -240,7 +253,8 @@ func (c *countingTools) List(context.Context) ([]agent.ToolSpec, error) {
 	return []agent.ToolSpec{{Name: "slow", Description: "waits", InputSchema: schema}}, nil
 }
 
-func (c *countingTools) Call(ctx context.Context, name string, args json.RawMessage) agent.ToolOutcome {
+func (c *countingTools) Call(ctx context.Context, name string,
+	args json.RawMessage) agent.ToolOutcome {
 	c.mu.Lock()
 	c.names = append(c.names, name)
 	c.mu.Unlock()
@@ -380,8 +394,9 @@ func TestLimits(t *testing.T) {
 			agent.StopMaxTurns, 3, "after 3 turns", nil},
 		{"budget", callAgain, func(d *agent.Definition) { d.Budget = &agent.Budget{Tokens: 1000} },
 			0, agent.StopBudget, 2, "used 1200 tokens of its budget of 1000", nil},
-		{"timeout", slow, func(d *agent.Definition) { d.Timeout = tool.Duration(300 * time.Millisecond) },
-			0, agent.StopTimeout, 1, "within 300ms", context.DeadlineExceeded},
+		{"timeout", slow,
+			func(d *agent.Definition) { d.Timeout = tool.Duration(300 * time.Millisecond) }, 0,
+			agent.StopTimeout, 1, "within 300ms", context.DeadlineExceeded},
 		{"cancelled", slow, nil, 300 * time.Millisecond, agent.StopCancelled, 1, "cancelled",
 			context.Canceled},
 		{"model error", func([]result) answer { return answer{Status: 400} }, nil, 0,
@@ -451,12 +466,15 @@ func TestBadInputStopsBeforeAnyCall(t *testing.T) {
 				{"wrong type", agent.Input{Agent: definition(p.name, nil), Message: "hi",
 					LLM: other(func(c *tool.Credential) { c.Type = "stripe" })}, "of type stripe"},
 				{"host not allowed", agent.Input{Agent: definition(p.name, nil), Message: "hi",
-					LLM: other(func(c *tool.Credential) { c.AllowedHosts = []string{"api.example.com"} })},
+					LLM: other(func(c *tool.Credential) {
+						c.AllowedHosts = []string{"api.example.com"}
+					})},
 					"not in the resource's allowed_hosts"},
 				{"no key", agent.Input{Agent: definition(p.name, nil), Message: "hi",
 					LLM: other(func(c *tool.Credential) { delete(c.Fields, "apiKey") })}, "apiKey"},
-				{"public API not allowed", agent.Input{Agent: definition(p.name, nil), Message: "hi",
-					LLM: other(func(c *tool.Credential) { delete(c.Fields, "baseURL") })},
+				{"public API not allowed", agent.Input{Agent: definition(p.name, nil),
+					Message: "hi",
+					LLM:     other(func(c *tool.Credential) { delete(c.Fields, "baseURL") })},
 					"allowed_hosts"},
 			}
 			for _, tc := range cases {

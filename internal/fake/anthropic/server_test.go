@@ -220,10 +220,12 @@ func TestRefusals(t *testing.T) {
 			"invalid_request_error", "input_schema"},
 		{"unanswered tool_use", good, `{"model":"m","max_tokens":5,"messages":[` +
 			`{"role":"user","content":"hi"},` +
-			`{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"t","input":{}}]},` +
+			`{"role":"assistant","content":[` +
+			`{"type":"tool_use","id":"toolu_1","name":"t","input":{}}]},` +
 			`{"role":"user","content":"and?"}]}`, 400, "invalid_request_error", "toolu_1"},
 		{"stray tool_result", good, `{"model":"m","max_tokens":5,"messages":[` +
-			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_9","content":"x"}]}]}`,
+			`{"role":"user","content":[` +
+			`{"type":"tool_result","tool_use_id":"toolu_9","content":"x"}]}]}`,
 			400, "invalid_request_error", "toolu_9"},
 	}
 	for _, tc := range cases {

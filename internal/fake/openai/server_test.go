@@ -49,8 +49,9 @@ func params(stream bool, msgs ...sdk.ChatCompletionMessageParamUnion) sdk.ChatCo
 		Model: "gpt-test", Messages: msgs,
 		MaxCompletionTokens: sdk.Int(256),
 		Tools: []sdk.ChatCompletionToolUnionParam{sdk.ChatCompletionFunctionTool(
-			shared.FunctionDefinitionParam{Name: "get_customer", Parameters: shared.FunctionParameters{
-				"type": "object", "properties": map[string]any{"email": map[string]any{"type": "string"}}}})},
+			shared.FunctionDefinitionParam{Name: "get_customer",
+				Parameters: shared.FunctionParameters{"type": "object",
+					"properties": map[string]any{"email": map[string]any{"type": "string"}}}})},
 	}
 	if stream {
 		p.StreamOptions.IncludeUsage = sdk.Bool(true)
@@ -93,7 +94,8 @@ func converse(t *testing.T, c sdk.ChatCompletionService, stream bool) string {
 		t.Fatalf("first reply: %+v", first.Choices[0])
 	}
 	call := msg.ToolCalls[0]
-	if call.Function.Name != "get_customer" || call.Function.Arguments != `{"email":"a@b.example"}` {
+	if call.Function.Name != "get_customer" ||
+		call.Function.Arguments != `{"email":"a@b.example"}` {
 		t.Fatalf("tool call: %+v", call)
 	}
 	msgs = append(msgs, msg.ToParam(), sdk.ToolMessage(`{"id":"cus_1"}`, call.ID))
@@ -214,7 +216,8 @@ func TestRefusals(t *testing.T) {
 			`{"role":"user","content":"hi"},` + call + `,{"role":"user","content":"and?"}]}`,
 			400, "", "call_1"},
 		{"stray tool message", "Bearer " + key, `{"model":"m","messages":[` +
-			`{"role":"user","content":"hi"},{"role":"tool","tool_call_id":"call_9","content":"x"}]}`,
+			`{"role":"user","content":"hi"},` +
+			`{"role":"tool","tool_call_id":"call_9","content":"x"}]}`,
 			400, "", "role 'tool'"},
 	}
 	for _, tc := range cases {
