@@ -100,13 +100,21 @@ func (l *loop) recordTools(runs []toolRun) {
 	}
 }
 
+// errRunTimeout is the cause of a run's context ending at the agent's
+// timeout, as opposed to the caller's deadline.
+var errRunTimeout = errors.New("agent: run timed out")
+
 // stopped ends a run that err interrupted, telling a deadline or a
 // cancellation from a failure.
 func (l *loop) stopped(ctx context.Context, err error) (*Transcript, error) {
 	switch {
+	case errors.Is(context.Cause(ctx), errRunTimeout):
+		return l.end(StopTimeout, &RunError{Reason: StopTimeout, err: ctx.Err(),
+			msg: fmt.Sprintf("the run did not finish within its timeout of %s",
+				l.agent.timeout())})
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return l.end(StopTimeout, &RunError{Reason: StopTimeout, err: ctx.Err(),
-			msg: fmt.Sprintf("the run did not finish within %s", l.agent.timeout())})
+			msg: "the caller's deadline passed before the run finished"})
 	case ctx.Err() != nil:
 		return l.end(StopCancelled, &RunError{Reason: StopCancelled, err: ctx.Err(),
 			msg: "the run was cancelled"})

@@ -35,6 +35,7 @@ type Runner struct {
 	transport http.RoundTripper
 	stream    bool
 	log       *slog.Logger
+	redactors *redact.Cache
 }
 
 // NewRunner returns a Runner.
@@ -42,7 +43,8 @@ func NewRunner(opts *RunnerOptions) *Runner {
 	if opts == nil {
 		opts = &RunnerOptions{}
 	}
-	r := &Runner{transport: opts.Transport, stream: opts.Stream, log: opts.Logger}
+	r := &Runner{transport: opts.Transport, stream: opts.Stream, log: opts.Logger,
+		redactors: redact.NewCache(0)}
 	if r.transport == nil {
 		r.transport = tool.NewTransport(nil)
 	}
@@ -82,8 +84,11 @@ type Input struct {
 // ends the run. It always returns a transcript. The error is nil when the
 // run ended with a final answer and a *RunError saying why otherwise.
 func (r *Runner) Run(ctx context.Context, in *Input) (*Transcript, error) {
+	if in == nil {
+		in = &Input{}
+	}
 	l := r.newLoop(in)
-	ctx, cancel := context.WithTimeout(ctx, l.agent.timeout())
+	ctx, cancel := context.WithTimeoutCause(ctx, l.agent.timeout(), errRunTimeout)
 	defer cancel()
 
 	conv, tools, err := r.start(ctx, l, in)
@@ -106,7 +111,7 @@ func (r *Runner) newLoop(in *Input) *loop {
 	if in.LLM != nil {
 		secrets = in.LLM.Secrets()
 	}
-	l.red = redact.New(append(secrets, in.Secrets...)...)
+	l.red = r.redactors.Get(append(secrets, in.Secrets...)...)
 	l.tr = &Transcript{Agent: l.agent.Name, Provider: l.agent.Provider,
 		Model: l.agent.Model, Started: time.Now(), Steps: []Step{}}
 	return l

@@ -385,21 +385,24 @@ func TestLimits(t *testing.T) {
 		rest   turn
 		edit   func(*agent.Definition)
 		cancel time.Duration // cancel the run's context after this long
+		within time.Duration // give the run's context this deadline
 		stop   agent.StopReason
 		turns  int
 		msg    string
 		is     error
 	}{
-		{"max_turns", callAgain, func(d *agent.Definition) { d.MaxTurns = 3 }, 0,
+		{"max_turns", callAgain, func(d *agent.Definition) { d.MaxTurns = 3 }, 0, 0,
 			agent.StopMaxTurns, 3, "after 3 turns", nil},
 		{"budget", callAgain, func(d *agent.Definition) { d.Budget = &agent.Budget{Tokens: 1000} },
-			0, agent.StopBudget, 2, "used 1200 tokens of its budget of 1000", nil},
+			0, 0, agent.StopBudget, 2, "used 1200 tokens of its budget of 1000", nil},
 		{"timeout", slow,
-			func(d *agent.Definition) { d.Timeout = tool.Duration(300 * time.Millisecond) }, 0,
-			agent.StopTimeout, 1, "within 300ms", context.DeadlineExceeded},
-		{"cancelled", slow, nil, 300 * time.Millisecond, agent.StopCancelled, 1, "cancelled",
+			func(d *agent.Definition) { d.Timeout = tool.Duration(300 * time.Millisecond) }, 0, 0,
+			agent.StopTimeout, 1, "within its timeout of 300ms", context.DeadlineExceeded},
+		{"caller deadline", slow, nil, 0, 300 * time.Millisecond, agent.StopTimeout, 1,
+			"caller's deadline", context.DeadlineExceeded},
+		{"cancelled", slow, nil, 300 * time.Millisecond, 0, agent.StopCancelled, 1, "cancelled",
 			context.Canceled},
-		{"model error", func([]result) answer { return answer{Status: 400} }, nil, 0,
+		{"model error", func([]result) answer { return answer{Status: 400} }, nil, 0, 0,
 			agent.StopError, 1, "400", nil},
 	}
 	for _, p := range providers {
@@ -407,7 +410,11 @@ func TestLimits(t *testing.T) {
 			t.Run(p.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
 				llm := p.start(t, nil, tc.rest)
-				ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+				within := runTimeout
+				if tc.within > 0 {
+					within = tc.within
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), within)
 				defer cancel()
 				if tc.cancel > 0 {
 					time.AfterFunc(tc.cancel, cancel)
@@ -516,5 +523,31 @@ func TestRequestSettings(t *testing.T) {
 				t.Errorf("request: %s", r.Body)
 			}
 		})
+	}
+}
+
+// TestTimeoutDuringToolCall checks that a tool still running when the
+// run's timeout passes is told to stop and the run ends with timeout.
+func TestTimeoutDuringToolCall(t *testing.T) {
+	t.Parallel()
+	llm := startAnthropic(t, nil, func([]result) answer {
+		return answer{Calls: []call{{"slow", map[string]int{"n": 1}}}}
+	})
+	def := definition(agent.ProviderAnthropic, func(d *agent.Definition) {
+		d.Timeout = tool.Duration(300 * time.Millisecond)
+	})
+	// The barrier waits for a second call that never comes, until the
+	// context ends.
+	tools := &countingTools{barrier: newBarrier(2)}
+	start := time.Now()
+	tr, err := run(t, agent.NewRunner(nil), llm, def, tools, "go")
+	if !errors.Is(err, context.DeadlineExceeded) || tr.Stop != agent.StopTimeout {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the run took %s to notice its timeout", took)
+	}
+	if last := tr.Steps[len(tr.Steps)-2]; last.Kind != agent.StepTool || !last.IsError {
+		t.Errorf("the interrupted tool call's step: %+v", last)
 	}
 }
