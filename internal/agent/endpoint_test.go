@@ -26,7 +26,10 @@ func TestHostGuardRefusesOtherHosts(t *testing.T) {
 	ep := &endpoint{allowed: []string{"api.anthropic.com"}}
 	client := ep.httpClient(http.DefaultTransport)
 	body := &closeTracker{Reader: strings.NewReader("{}")}
-	req, err := http.NewRequest(http.MethodPost, "https://api.example.com/v1/messages", body)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		"https://api.example.com/v1/messages", body)
 	if err != nil {
 		t.Fatal(err)
 	}
