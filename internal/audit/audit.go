@@ -72,9 +72,10 @@ type Log struct {
 }
 
 type pending struct {
-	rec Record
-	at  time.Time
-	err chan error
+	rec     Record
+	at      time.Time
+	err     chan error // nil: nobody waits
+	barrier bool       // no record: answered once everything before it committed
 }
 
 // New returns a Log writing to db. Close it to stop its batching goroutine.
@@ -123,6 +124,36 @@ func (l *Log) Append(ctx context.Context, rec Record) error {
 	}
 }
 
+// Enqueue appends rec without waiting for the commit, for records that must
+// not slow the action they describe (tool calls, route requests). Records are
+// committed in batches within milliseconds; one that fails to commit is
+// logged. It blocks only while the queue is full.
+func (l *Log) Enqueue(rec Record) {
+	select {
+	case l.queue <- pending{rec: rec, at: time.Now()}:
+	case <-l.stop:
+		l.logger.Error("audit: record after close", "action", rec.Action, "target", rec.Target)
+	}
+}
+
+// Flush returns once every record enqueued before it is committed.
+func (l *Log) Flush(ctx context.Context) error {
+	p := pending{barrier: true, err: make(chan error, 1)}
+	select {
+	case l.queue <- p:
+	case <-l.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // batcher commits queued records, as many at once as have arrived.
 func (l *Log) batcher() {
 	defer l.done.Done()
@@ -163,8 +194,12 @@ func (l *Log) commit(batch []pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := l.db.InTx(ctx, func(tx *store.Tx) error {
+		heads := map[string]*store.AuditRecord{}
 		for _, p := range batch {
-			if err := appendTx(ctx, tx, p.rec, p.at); err != nil {
+			if p.barrier {
+				continue
+			}
+			if err := appendWith(ctx, tx, p.rec, p.at, heads); err != nil {
 				return err
 			}
 		}
@@ -174,12 +209,21 @@ func (l *Log) commit(batch []pending) {
 		l.logger.Error("audit: append failed", "records", len(batch), "error", err)
 	}
 	for _, p := range batch {
-		p.err <- err
+		if p.err != nil {
+			p.err <- err
+		}
 	}
 }
 
 // appendTx links rec to the head of its workspace's chain.
 func appendTx(ctx context.Context, tx *store.Tx, rec Record, at time.Time) error {
+	return appendWith(ctx, tx, rec, at, nil)
+}
+
+// appendWith is appendTx with the heads of the chains this transaction has
+// already extended, so a batch reads each chain's head once.
+func appendWith(ctx context.Context, tx *store.Tx, rec Record, at time.Time,
+	heads map[string]*store.AuditRecord) error {
 	if rec.Workspace == "" || rec.Action == "" {
 		return errors.New("audit: record needs a workspace and an action")
 	}
@@ -195,12 +239,15 @@ func appendTx(ctx context.Context, tx *store.Tx, rec Record, at time.Time) error
 		detail = string(b)
 	}
 
-	if err := tx.Lock(ctx, "audit:"+rec.Workspace); err != nil {
-		return err
-	}
-	head, err := tx.AuditHead(ctx, rec.Workspace)
-	if err != nil {
-		return err
+	head, seen := heads[rec.Workspace]
+	if !seen {
+		if err := tx.Lock(ctx, "audit:"+rec.Workspace); err != nil {
+			return err
+		}
+		var err error
+		if head, err = tx.AuditHead(ctx, rec.Workspace); err != nil {
+			return err
+		}
 	}
 	r := &store.AuditRecord{Workspace: rec.Workspace, Seq: 1, At: at.UTC().Truncate(time.Microsecond),
 		Actor: rec.Actor, Action: rec.Action, Target: rec.Target, Outcome: rec.Outcome,
@@ -209,6 +256,9 @@ func appendTx(ctx context.Context, tx *store.Tx, rec Record, at time.Time) error
 		r.Seq, r.PrevHash = head.Seq+1, head.Hash
 	}
 	r.Hash = hash(r)
+	if heads != nil {
+		heads[rec.Workspace] = r
+	}
 	return tx.InsertAudit(ctx, r)
 }
 

@@ -77,6 +77,7 @@ func newRootCmd(stdio Stdio) *cobra.Command {
 		return fmt.Errorf("%w (see %q)", err, cmd.CommandPath()+" --help")
 	})
 
+	addGlobalFlags(root)
 	for _, add := range commands {
 		root.AddCommand(add(stdio))
 	}

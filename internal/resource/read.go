@@ -42,10 +42,7 @@ func (s *Service) load(ctx context.Context, wsID int64, path string) (*store.Res
 	if err := CheckPath(path); err != nil {
 		return nil, nil, nil, err
 	}
-	row, err := s.db.Direct().Resource(ctx, wsID, path)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, nil, fault.New(fault.NotFound, "", "resource %s does not exist", path)
-	}
+	row, err := s.row(ctx, wsID, path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -58,6 +55,29 @@ func (s *Service) load(ctx context.Context, wsID int64, path string) (*store.Res
 		return nil, nil, nil, err
 	}
 	return row, typ, fields, nil
+}
+
+// row reads a sealed row, from the cache when it is fresh.
+func (s *Service) row(ctx context.Context, wsID int64, path string) (*store.Resource, error) {
+	key := rowKey{wsID, path}
+	if r, ok := s.rows.Get(key); ok {
+		return r, nil
+	}
+	r, err := s.db.Direct().Resource(ctx, wsID, path)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fault.New(fault.NotFound, "", "resource %s does not exist", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.rows.Put(key, r)
+	return r, nil
+}
+
+// Invalidate forgets the cached rows of a workspace, after a change this
+// Service did not make itself, such as a key rotation.
+func (s *Service) Invalidate(wsID int64) {
+	s.rows.DeleteFunc(func(k rowKey) bool { return k.workspace == wsID })
 }
 
 // open decrypts a stored resource value.
@@ -110,6 +130,7 @@ func (s *Service) Delete(ctx context.Context, ws *store.Workspace, actor, path s
 	if err := CheckPath(path); err != nil {
 		return err
 	}
+	defer s.rows.Delete(rowKey{ws.ID, path})
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.LockResource(ctx, ws.ID, path); err != nil {
 			return err

@@ -30,7 +30,9 @@ type bundle struct {
 	log *audit.Log
 }
 
-func setup(t *testing.T, dsn string) *bundle {
+func setup(t *testing.T, dsn string) *bundle { return setupTB(t, dsn) }
+
+func setupTB(t testing.TB, dsn string) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -16,6 +16,7 @@ import (
 	"github.com/keyhole/keyhole/internal/fault"
 	"github.com/keyhole/keyhole/internal/secrets"
 	"github.com/keyhole/keyhole/internal/store"
+	"github.com/keyhole/keyhole/internal/ttlcache"
 )
 
 // Mask replaces secret field values when a resource is shown.
@@ -36,7 +37,22 @@ type Service struct {
 
 	mu    sync.Mutex
 	types map[typeKey]*Type // compiled custom types
+
+	// rows caches sealed rows, never plaintext, for a second, so that a hot
+	// credential is decrypted without a database round trip. Writes through
+	// this Service clear their entry; writes by another server are seen
+	// within rowCacheTTL.
+	rows *ttlcache.Cache[rowKey, *store.Resource]
 }
+
+type rowKey struct {
+	workspace int64
+	path      string
+}
+
+// rowCacheTTL bounds how long another server's change to a resource takes to
+// be seen here.
+const rowCacheTTL = time.Second
 
 type typeKey struct {
 	workspace int64
@@ -49,7 +65,8 @@ func NewService(db *store.DB, keys *secrets.Keyring, log *audit.Log, logger *slo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: db, keys: keys, audit: log, logger: logger, types: map[typeKey]*Type{}}
+	return &Service{db: db, keys: keys, audit: log, logger: logger, types: map[typeKey]*Type{},
+		rows: ttlcache.New[rowKey, *store.Resource](rowCacheTTL, 10000)}
 }
 
 // Info is a resource as shown to users: metadata, and its value with secret
@@ -107,6 +124,7 @@ func (s *Service) Set(ctx context.Context, ws *store.Workspace, actor string, re
 		row, err = s.setTx(ctx, tx, ws, actor, req, typ, hosts)
 		return err
 	})
+	s.rows.Delete(rowKey{ws.ID, req.Path})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 // Type describes a kind of resource: the JSON Schema of its value, which of
 // its fields are secret and where its credential may be sent.
 type Type struct {
+	Kind        string          `json:"kind,omitempty" yaml:"kind,omitempty"` // resource_type
 	Name        string          `json:"name" yaml:"name"`
 	Description string          `json:"description,omitempty" yaml:"description,omitempty"`
 	Schema      json.RawMessage `json:"schema" yaml:"schema"`

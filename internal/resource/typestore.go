@@ -83,6 +83,10 @@ func DecodeType(spec []byte) (*Type, error) {
 		return nil, fault.Wrap(fault.Invalid, "invalid_type", err,
 			"resource type: "+strings.TrimPrefix(err.Error(), "json: "))
 	}
+	if t.Kind != "" && t.Kind != KindType {
+		return nil, fault.New(fault.Invalid, "invalid_type", "kind must be %s, not %q", KindType, t.Kind)
+	}
+	t.Kind = KindType
 	if t.Builtin || Builtin(t.Name) != nil {
 		return nil, fault.New(fault.Invalid, "invalid_type",
 			"resource type %s is built in and cannot be redefined; choose another name", t.Name)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,6 +40,7 @@ var (
 // DB is keyhole's database, SQLite or PostgreSQL.
 type DB struct {
 	sql     *sql.DB
+	stmts   stmtCache
 	pool    *pgxpool.Pool // PostgreSQL only
 	dialect Dialect
 	where   string // the database file or host, for messages; never a password
@@ -159,6 +161,7 @@ func openPostgres(ctx context.Context, addr string) (*DB, error) {
 
 // Close releases the database's connections.
 func (db *DB) Close() error {
+	db.stmts.close()
 	err := db.sql.Close()
 	if db.pool != nil {
 		db.pool.Close()
@@ -191,6 +194,7 @@ type querier interface {
 type Tx struct {
 	q       querier
 	dialect Dialect
+	stmts   *stmtCache // set outside transactions: statements are prepared once
 }
 
 // InTx runs fn in a transaction and commits it when fn returns nil.
@@ -211,7 +215,51 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // Direct returns a Tx whose statements each run on their own, outside any
 // transaction: for single reads and single writes.
-func (db *DB) Direct() *Tx { return &Tx{q: db.sql, dialect: db.dialect} }
+func (db *DB) Direct() *Tx { return &Tx{q: db.sql, dialect: db.dialect, stmts: &db.stmts} }
+
+// stmtCache keeps prepared statements by query text. Reads on the hot path
+// (a resource by path, a token by hash) skip re-parsing their SQL this way.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[query]; st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
+}
+
+// queryRow runs a query expected to return one row, through a prepared
+// statement when outside a transaction.
+func (tx *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if db, ok := tx.q.(*sql.DB); ok && tx.stmts != nil {
+		if st, err := tx.stmts.get(ctx, db, query); err == nil {
+			return st.QueryRowContext(ctx, args...)
+		}
+	}
+	return tx.q.QueryRowContext(ctx, query, args...)
+}
 
 // Lock takes a lock named by key for the rest of the transaction. On
 // PostgreSQL it is an advisory lock; SQLite transactions already hold the

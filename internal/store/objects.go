@@ -35,7 +35,7 @@ func scanObject(row interface{ Scan(...any) error }) (*Object, error) {
 
 // Object returns the object of kind called name, or ErrNotFound.
 func (tx *Tx) Object(ctx context.Context, workspaceID int64, kind, name string) (*Object, error) {
-	row := tx.q.QueryRowContext(ctx, "SELECT "+objectColumns+
+	row := tx.queryRow(ctx, "SELECT "+objectColumns+
 		" FROM objects WHERE workspace_id = $1 AND kind = $2 AND name = $3",
 		workspaceID, kind, name)
 	o, err := scanObject(row)
@@ -74,7 +74,7 @@ func (tx *Tx) Objects(ctx context.Context, workspaceID int64, kind string) ([]*O
 // the stored object.
 func (tx *Tx) PutObject(ctx context.Context, workspaceID int64, kind, name, spec string) (*Object, error) {
 	ts := now()
-	row := tx.q.QueryRowContext(ctx, "INSERT INTO objects ("+objectColumns+`)
+	row := tx.queryRow(ctx, "INSERT INTO objects ("+objectColumns+`)
 		VALUES ($1, $2, $3, $4, 1, $5, $5)
 		ON CONFLICT (workspace_id, kind, name) DO UPDATE SET
 			spec = excluded.spec, version = objects.version + 1,

@@ -53,7 +53,7 @@ func scanResource(row interface{ Scan(...any) error }) (*Resource, error) {
 
 // Resource returns the resource at path, or ErrNotFound.
 func (tx *Tx) Resource(ctx context.Context, workspaceID int64, path string) (*Resource, error) {
-	row := tx.q.QueryRowContext(ctx, "SELECT "+resourceColumns+
+	row := tx.queryRow(ctx, "SELECT "+resourceColumns+
 		" FROM resources WHERE workspace_id = $1 AND path = $2", workspaceID, path)
 	r, err := scanResource(row)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -64,7 +64,7 @@ func (tx *Tx) InsertToken(ctx context.Context, t *Token) error {
 
 // TokenByHash returns the token whose secret hashes to hash, live or not.
 func (tx *Tx) TokenByHash(ctx context.Context, hash []byte) (*Token, error) {
-	row := tx.q.QueryRowContext(ctx, "SELECT "+tokenColumns+
+	row := tx.queryRow(ctx, "SELECT "+tokenColumns+
 		" FROM tokens t JOIN workspaces w ON w.id = t.workspace_id WHERE t.hash = $1", hash)
 	t, err := scanToken(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -102,7 +102,7 @@ func (tx *Tx) Tokens(ctx context.Context, workspaceID int64, withRevoked bool) (
 // RevokeToken revokes the live token of a workspace whose id or name is
 // idOrName, and returns it; ErrNotFound when there is none.
 func (tx *Tx) RevokeToken(ctx context.Context, workspaceID int64, idOrName string) (*Token, error) {
-	row := tx.q.QueryRowContext(ctx, "SELECT "+tokenColumns+
+	row := tx.queryRow(ctx, "SELECT "+tokenColumns+
 		` FROM tokens t JOIN workspaces w ON w.id = t.workspace_id
 		WHERE t.workspace_id = $1 AND t.revoked_at = 0 AND (t.id = $2 OR t.name = $2)`,
 		workspaceID, idOrName)

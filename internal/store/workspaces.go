@@ -19,7 +19,7 @@ type Workspace struct {
 // CreateWorkspace adds a workspace, or returns ErrExists.
 func (tx *Tx) CreateWorkspace(ctx context.Context, name string) (*Workspace, error) {
 	ws := &Workspace{Name: name, Settings: "{}", CreatedAt: fromMicros(now())}
-	err := tx.q.QueryRowContext(ctx,
+	err := tx.queryRow(ctx,
 		"INSERT INTO workspaces (name, settings, created_at) VALUES ($1, $2, $3) RETURNING id",
 		name, ws.Settings, toMicros(ws.CreatedAt)).Scan(&ws.ID)
 	if isUniqueViolation(err) {
@@ -35,7 +35,7 @@ func (tx *Tx) CreateWorkspace(ctx context.Context, name string) (*Workspace, err
 func (tx *Tx) Workspace(ctx context.Context, name string) (*Workspace, error) {
 	var ws Workspace
 	var created int64
-	err := tx.q.QueryRowContext(ctx,
+	err := tx.queryRow(ctx,
 		"SELECT id, name, settings, created_at FROM workspaces WHERE name = $1", name).
 		Scan(&ws.ID, &ws.Name, &ws.Settings, &created)
 	if errors.Is(err, sql.ErrNoRows) {

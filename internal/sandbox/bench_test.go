@@ -1,0 +1,149 @@
+package sandbox_test
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhole/keyhole/internal/sandbox"
+)
+
+// BenchmarkStartTrue measures start-to-exit of /bin/true under keyhole (the
+// CLI, and the Go API a job runner calls, cold and with a warm init), under
+// bwrap with equivalent flags, and as a plain fork/exec, in one run on one machine. Each reports
+// the median and 99th percentile besides the mean.
+func BenchmarkStartTrue(b *testing.B) {
+	requireSandboxB(b)
+	job := b.TempDir()
+	b.Run("keyhole-cli", func(b *testing.B) {
+		timeRuns(b, func() error {
+			return exec.Command(keyholeBin, "sandbox", "exec", "--dir", job, "--", "/bin/true").Run()
+		})
+	})
+	b.Run("keyhole-api", func(b *testing.B) {
+		r := sandbox.Runner{InitPath: keyholeBin}
+		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
+		timeRuns(b, func() error {
+			_, err := r.Run(b.Context(), spec)
+			return err
+		})
+	})
+	b.Run("keyhole-api-warm", func(b *testing.B) {
+		r := &sandbox.Runner{InitPath: keyholeBin, Warm: true}
+		defer r.Close()
+		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
+		timeRuns(b, func() error {
+			_, err := r.Run(b.Context(), spec)
+			return err
+		})
+	})
+	b.Run("bwrap", func(b *testing.B) {
+		bwrap, err := exec.LookPath("bwrap")
+		if err != nil {
+			b.Skip("bwrap is not installed (apt-get install bubblewrap); skipping the baseline")
+		}
+		args := bwrapArgs(job)
+		timeRuns(b, func() error { return exec.Command(bwrap, args...).Run() })
+	})
+	b.Run("fork-exec", func(b *testing.B) {
+		timeRuns(b, func() error { return exec.Command("/bin/true").Run() })
+	})
+}
+
+// bwrapArgs asks bwrap for what keyhole builds: every namespace, a new
+// session, a read-only /usr with the host's /lib* and /bin symlinks, the
+// linker cache, fresh /proc and /dev, a capped /tmp, the job folder at
+// /work, a clean environment, an unprivileged user and no capabilities.
+// bwrap sets no cgroup limits and, without a compiled filter, no seccomp.
+func bwrapArgs(job string) []string {
+	args := []string{"--unshare-all", "--die-with-parent", "--new-session",
+		"--hostname", "sandbox", "--clearenv",
+		"--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+		"--setenv", "HOME", "/work", "--setenv", "TMPDIR", "/tmp",
+		"--setenv", "LANG", "C.UTF-8", "--ro-bind", "/usr", "/usr"}
+	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		if t, err := os.Readlink(d); err == nil {
+			args = append(args, "--symlink", t, d)
+		} else if _, err := os.Stat(d); err == nil {
+			args = append(args, "--ro-bind", d, d)
+		}
+	}
+	return append(args, "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
+		"--proc", "/proc", "--dev", "/dev", "--size", "67108864", "--tmpfs", "/tmp",
+		"--bind", job, "/work", "--chdir", "/work", "--uid", "1000", "--gid", "1000",
+		"--cap-drop", "ALL", "/bin/true")
+}
+
+// timeRuns runs f b.N times and reports p50 and p99 in milliseconds.
+func timeRuns(b *testing.B, f func() error) {
+	b.Helper()
+	times := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(times)
+	pct := func(p float64) float64 {
+		return float64(times[int(p*float64(len(times)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkInitRSS measures the resident memory of keyhole's init while it
+// supervises a sleeping command: the memory a sandbox costs beyond its
+// command.
+func BenchmarkInitRSS(b *testing.B) {
+	requireSandboxB(b)
+	r := sandbox.Runner{InitPath: keyholeBin}
+	var total float64
+	for range b.N {
+		sb, err := r.Start(b.Context(), &sandbox.Spec{Command: []string{"/bin/sleep", "10"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		rss, err := vmRSS(sb.Pid())
+		sb.Kill()
+		sb.Wait()
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += float64(rss)
+	}
+	b.ReportMetric(total/float64(b.N), "init-rss-KiB")
+}
+
+// vmRSS reads VmRSS, in KiB, of process pid.
+func vmRSS(pid int) (int, error) {
+	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, os.ErrNotExist
+}
+
+func requireSandboxB(b *testing.B) {
+	b.Helper()
+	if nsErr != nil {
+		b.Skipf("skipping: %v", nsErr)
+	}
+}

@@ -1,0 +1,295 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// initArg0 is the argv[0] that marks the keyhole binary as a sandbox's init.
+const initArg0 = "keyhole-sandbox-init"
+
+// controlFD is the descriptor the init inherits its control channel on.
+const controlFD = 3
+
+// hostname is the sandbox's host name.
+const hostname = "sandbox"
+
+// IsInit reports whether this process was started as a sandbox's init. The
+// keyhole binary checks it first thing in main and then calls InitMain.
+func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
+
+// InitMain runs the sandbox's PID 1 and returns the process exit status. It
+// builds the sandbox's file system, starts the command with every
+// restriction in place, reaps zombies, forwards signals, bridges broker
+// connections and ends the whole tree when the command exits or its time is
+// up.
+func InitMain() int {
+	// Whatever keyhole's caller left open without close-on-exec must not
+	// reach the command: a handle on a host folder would undo the mount
+	// namespace.
+	if err := markInheritedCloexec(); err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
+		return 125
+	}
+	ctl, err := newChannel(controlFD)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
+		return 125
+	}
+	m, fds, err := ctl.recv()
+	if err != nil || m.Type != msgConfig || m.Config == nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: no configuration: %v\n", err)
+		return 125
+	}
+	if err := takeStdio(m.Config, fds); err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
+		return 125
+	}
+	in := &initProcess{cfg: m.Config, ctl: ctl, conns: make(chan int, 1)}
+	if err := in.start(); err != nil {
+		kind := kindSetup
+		var le *launchError
+		if errors.As(err, &le) {
+			kind = le.kind
+		}
+		ctl.send(&message{Type: msgError, Error: err.Error(), Kind: kind})
+		return 125
+	}
+	return in.supervise()
+}
+
+// markInheritedCloexec sets close-on-exec on every descriptor above the
+// control channel.
+func markInheritedCloexec() error {
+	err := unix.CloseRange(controlFD+1, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	entries, rerr := os.ReadDir("/proc/self/fd")
+	if rerr != nil {
+		return fmt.Errorf("close inherited descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > controlFD {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	return nil
+}
+
+// takeStdio makes the descriptors sent with the configuration the init's,
+// and so the command's, standard streams.
+func takeStdio(cfg *initConfig, fds []int) error {
+	if !cfg.Stdio {
+		closeFDs(fds)
+		return nil
+	}
+	if len(fds) != 3 {
+		closeFDs(fds)
+		return fmt.Errorf("want 3 standard streams, got %d", len(fds))
+	}
+	for i, fd := range fds {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return fmt.Errorf("take standard stream %d: %w", i, err)
+		}
+		unix.Close(fd)
+	}
+	return nil
+}
+
+// initProcess is the state of a running init.
+type initProcess struct {
+	cfg      *initConfig
+	ctl      *channel
+	listener net.Listener
+	conns    chan int // broker connections the parent sends
+	sigs     chan os.Signal
+	pid      int
+	timedOut atomic.Bool
+}
+
+// forwarded are the signals the init passes on to the command.
+var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM}
+
+// start builds the sandbox and starts the command.
+func (in *initProcess) start() error {
+	unix.Umask(0o022)
+	// Not dumpable: the command, though it shares the init's user, cannot
+	// read the init's memory or descriptors through /proc/1.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("make init undumpable: %w", err)
+	}
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return fmt.Errorf("set host name: %w", err)
+	}
+	if err := buildRoot(in.cfg); err != nil {
+		return err
+	}
+	if err := in.setupNetwork(); err != nil {
+		return err
+	}
+	env := in.cfg.Env
+	if in.listener != nil {
+		env = append(env, BrokerURLName+"=http://"+in.listener.Addr().String())
+	}
+	// The parent joins the cgroups while the init builds the sandbox; the
+	// command may only start once that is done.
+	m, fds, err := in.ctl.recv()
+	closeFDs(fds)
+	if err != nil {
+		return fmt.Errorf("wait for cgroups: %w", err)
+	}
+	if m.Type != msgGo {
+		return fmt.Errorf("wait for cgroups: unexpected %q message", m.Type)
+	}
+	in.sigs = make(chan os.Signal, 32)
+	signal.Notify(in.sigs, forwarded...)
+	pid, err := launch(in.cfg, env)
+	if err != nil {
+		return err
+	}
+	in.pid = pid
+	return in.ctl.send(&message{Type: msgStarted, Port: in.port()})
+}
+
+func (in *initProcess) port() int {
+	if in.listener == nil {
+		return 0
+	}
+	return in.listener.Addr().(*net.TCPAddr).Port
+}
+
+// supervise waits for the command, then ends the tree and reports.
+func (in *initProcess) supervise() int {
+	parentGone := make(chan struct{})
+	go in.readControl(parentGone)
+	if in.listener != nil {
+		go in.serveBroker()
+	}
+	trimMemory()
+	var timeout <-chan time.Time
+	if in.cfg.TimeoutNS > 0 {
+		timeout = time.After(time.Duration(in.cfg.TimeoutNS))
+	}
+	exited := make(chan initExit, 1)
+	go in.reap(exited)
+	var exit initExit
+	for done := false; !done; {
+		select {
+		case exit = <-exited:
+			done = true
+		case sig := <-in.sigs:
+			unix.Kill(in.pid, sig.(syscall.Signal))
+		case <-timeout:
+			in.timedOut.Store(true)
+			killTree()
+		case <-parentGone:
+			killTree()
+			return 125
+		}
+	}
+	killTree()
+	exit.TimedOut = in.timedOut.Load()
+	in.ctl.send(&message{Type: msgExit, Exit: &exit})
+	return 0
+}
+
+// reap waits for children, orphans included, until the command exits, and
+// then sends how it ended. A blocking wait4 wakes sooner than SIGCHLD.
+func (in *initProcess) reap(exited chan<- initExit) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			exited <- initExit{Code: -1, Signal: int(unix.SIGKILL)}
+			return
+		}
+		if pid != in.pid {
+			continue
+		}
+		if ws.Signaled() {
+			exited <- initExit{Code: -1, Signal: int(ws.Signal())}
+		} else {
+			exited <- initExit{Code: ws.ExitStatus()}
+		}
+		return
+	}
+}
+
+// killTree ends every other process in the sandbox's PID namespace.
+func killTree() { unix.Kill(-1, unix.SIGKILL) }
+
+// readControl delivers broker connections and notices the parent's death.
+func (in *initProcess) readControl(parentGone chan<- struct{}) {
+	for {
+		m, fds, err := in.ctl.recv()
+		if err != nil {
+			close(parentGone)
+			return
+		}
+		if m.Type == msgConn && len(fds) == 1 {
+			in.conns <- fds[0]
+			continue
+		}
+		if m.Type == msgConn {
+			in.conns <- -1
+		}
+		closeFDs(fds)
+	}
+}
+
+// setupNetwork brings up loopback in a private network namespace and, for
+// the broker mode, opens the listener the command reaches the broker on.
+func (in *initProcess) setupNetwork() error {
+	if in.cfg.Net == NetHost {
+		return nil
+	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	if in.cfg.Net != NetBroker {
+		return nil
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(in.cfg.BrokerPort))
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return fmt.Errorf("listen for broker connections: %w", err)
+	}
+	in.listener = l
+	return nil
+}
+
+// loopbackUp sets the IFF_UP flag of "lo".
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	return nil
+}

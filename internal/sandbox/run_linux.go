@@ -1,0 +1,348 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Runner starts sandboxes. The zero value is ready to use from the keyhole
+// binary.
+type Runner struct {
+	// InitPath is the keyhole binary run as the sandbox's init. Empty means
+	// /proc/self/exe, this very binary, which must call IsInit and InitMain
+	// at the top of main.
+	InitPath string
+	// CgroupParent is a cgroup v2 directory to create sandboxes under,
+	// such as a subtree delegated by systemd. Empty picks this process's
+	// own cgroups.
+	CgroupParent string
+	// Logger receives debug records; nil discards them.
+	Logger *slog.Logger
+	// Warm keeps one init started ahead, in its namespaces and cgroups,
+	// so that the next Start with NetNone or NetBroker only has to build
+	// the root and start the command. Close ends it.
+	Warm bool
+
+	mu     sync.Mutex
+	spare  *Sandbox // the init started ahead, waiting for a job
+	closed bool
+}
+
+// Run runs spec in a sandbox with a zero Runner and waits for it to end.
+func Run(ctx context.Context, spec *Spec) (*Result, error) {
+	var r Runner
+	return r.Run(ctx, spec)
+}
+
+// Run runs spec in a sandbox and waits for it to end. An error means the
+// sandbox could not be set up or the command could not start; a command
+// that ran and failed is a Result with a non-zero status.
+func (r *Runner) Run(ctx context.Context, spec *Spec) (*Result, error) {
+	sb, err := r.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return sb.Wait()
+}
+
+// Sandbox is one running sandbox.
+type Sandbox struct {
+	cmd    *exec.Cmd
+	ctl    *channel
+	cg     *cgroup
+	spec   *Spec
+	limits Limits
+	// cgroupParent is Runner.CgroupParent.
+	cgroupParent string
+	log          *slog.Logger
+	started      time.Time
+	port         int
+	done         chan struct{}  // closed when the init has exited
+	ctlDone      chan struct{}  // closed when the control loop has returned
+	copies       sync.WaitGroup // output copies of a warm start
+	waitOnce     sync.Once
+	result       *Result
+	waitErr      error
+
+	mu     sync.Mutex
+	killed KillReason // why keyhole ended the tree, if it did
+	exit   *initExit  // as the init reported it
+}
+
+// initEnv is the whole environment of the init: the Go runtime settings that
+// keep it small, and nothing of keyhole's own environment.
+var initEnv = []string{"GOMAXPROCS=1", "GOGC=50"}
+
+// Start sets up a sandbox for spec and starts its command. It returns once
+// the command runs; the sandbox ends, and Wait returns, when the command
+// exits, its time is up, a limit is breached or ctx is cancelled.
+func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	if r.Warm && spec.Net != NetHost {
+		defer r.refill()
+		if sb := r.takeSpare(); sb != nil {
+			return sb.startWarm(ctx, spec)
+		}
+	}
+	sb := r.newSandbox(spec)
+	// A v2 cgroup is entered at clone time, so it must exist first; v1
+	// cgroups are made while the init starts up.
+	if r.cgroupsAtClone() {
+		cg, err := newCgroup(r.CgroupParent, sb.limits)
+		if err != nil {
+			return nil, err
+		}
+		sb.cg = cg
+	}
+	if err := sb.startInit(ctx, r.initPath()); err != nil {
+		sb.cleanup()
+		return nil, err
+	}
+	go sb.serveControl()
+	go sb.watch(ctx)
+	return sb, nil
+}
+
+func (r *Runner) newSandbox(spec *Spec) *Sandbox {
+	return &Sandbox{spec: spec, limits: spec.Limits.withDefaults(), log: r.logger(),
+		done: make(chan struct{}), ctlDone: make(chan struct{}),
+		cgroupParent: r.CgroupParent}
+}
+
+// cgroupsAtClone reports whether sandboxes enter a v2 cgroup at clone time.
+func (r *Runner) cgroupsAtClone() bool {
+	l, err := findCgroups()
+	return r.CgroupParent != "" || err == nil && l.v2 != ""
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+func (r *Runner) initPath() string {
+	if r.InitPath == "" {
+		return "/proc/self/exe"
+	}
+	return r.InitPath
+}
+
+// startInit starts the init in fresh namespaces, puts it in the cgroups,
+// sends it the configuration and waits until the command runs.
+func (sb *Sandbox) startInit(ctx context.Context, initPath string) error {
+	ctl, child, err := socketPair()
+	if err != nil {
+		return err
+	}
+	sb.ctl = ctl
+	sb.cmd = sb.initCommand(initPath, child)
+	cgFile, err := sb.attachCgroupAtClone()
+	if err != nil {
+		child.Close()
+		return err
+	}
+	sb.started = time.Now()
+	err = sb.cmd.Start()
+	child.Close()
+	if cgFile != nil {
+		cgFile.Close()
+	}
+	if err != nil {
+		return namespaceError(err)
+	}
+	go func() {
+		sb.cmd.Wait()
+		close(sb.done)
+	}()
+	if err := sb.handshake(ctx); err != nil {
+		sb.kill(KilledCancelled)
+		<-sb.done
+		return err
+	}
+	return nil
+}
+
+func (sb *Sandbox) initCommand(initPath string, child *os.File) *exec.Cmd {
+	cmd := &exec.Cmd{
+		Path:       initPath,
+		Args:       []string{initArg0},
+		Env:        initEnv,
+		Stdin:      sb.spec.Stdin,
+		Stdout:     sb.spec.Stdout,
+		Stderr:     sb.spec.Stderr,
+		ExtraFiles: []*os.File{child},
+	}
+	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+		unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
+	if sb.spec.Net != NetHost {
+		flags |= unix.CLONE_NEWNET
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  flags,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: UserID, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: GroupID, HostID: os.Getgid(), Size: 1}},
+		// The init runs as the unprivileged sandbox user; these ambient
+		// capabilities, valid only inside its own user namespace, let it
+		// mount the sandbox's file system and bring up loopback.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP},
+		Setsid:      true,
+	}
+	return cmd
+}
+
+// attachCgroupAtClone arranges for a v2 cgroup to be entered at clone time;
+// v1 cgroups are joined in handshake instead.
+func (sb *Sandbox) attachCgroupAtClone() (*os.File, error) {
+	if sb.cg == nil {
+		return nil, nil
+	}
+	f, err := sb.cg.open()
+	if err != nil {
+		return nil, err
+	}
+	sb.cmd.SysProcAttr.UseCgroupFD = true
+	sb.cmd.SysProcAttr.CgroupFD = int(f.Fd())
+	return f, nil
+}
+
+// setupTimeout bounds how long building a sandbox may take.
+const setupTimeout = 30 * time.Second
+
+// handshake sends the configuration, joins the v1 cgroups while the init
+// builds the sandbox, lets the init go on and waits for it to report that
+// the command runs. The init forks nothing before the go message, so no
+// process escapes the cgroups.
+func (sb *Sandbox) handshake(ctx context.Context) error {
+	if err := sb.ctl.send(&message{Type: msgConfig, Config: sb.initConfig()}); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if sb.cg == nil {
+		cg, err := newCgroup(sb.cgroupParent, sb.limits)
+		if err != nil {
+			return err
+		}
+		sb.cg = cg
+		if err := sb.cg.add(sb.cmd.Process.Pid); err != nil {
+			// An init that failed its setup quickly is gone already;
+			// its own report says more than the cgroup's refusal.
+			var se *StartError
+			if errors.As(sb.awaitStarted(), &se) {
+				return se
+			}
+			return err
+		}
+	}
+	// An init that failed its setup has gone; awaitStarted reports why.
+	sb.ctl.send(&message{Type: msgGo})
+	return sb.awaitStartedCtx(ctx)
+}
+
+// awaitStartedCtx is awaitStarted bounded by ctx and setupTimeout.
+func (sb *Sandbox) awaitStartedCtx(ctx context.Context) error {
+	got := make(chan error, 1)
+	go func() { got <- sb.awaitStarted() }()
+	select {
+	case err := <-got:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("sandbox: starting: %w", ctx.Err())
+	case <-time.After(setupTimeout):
+		return errors.New("sandbox: the init did not start the command in time")
+	}
+}
+
+func (sb *Sandbox) awaitStarted() error {
+	m, fds, err := sb.ctl.recv()
+	closeFDs(fds)
+	if err != nil {
+		return fmt.Errorf("sandbox: the init exited during setup (%v); "+
+			"see its standard error", err)
+	}
+	switch m.Type {
+	case msgStarted:
+		sb.port = m.Port
+		return nil
+	case msgError:
+		return &StartError{Kind: startKind(m.Kind), Message: m.Error}
+	}
+	return fmt.Errorf("sandbox: unexpected %q message from the init", m.Type)
+}
+
+func (sb *Sandbox) initConfig() *initConfig {
+	l := sb.limits
+	return &initConfig{
+		Command: sb.spec.Command, Env: sb.spec.commandEnv(), Dir: sb.spec.Dir,
+		Mounts: sb.spec.Mounts, Net: sb.netMode(), BrokerPort: sb.spec.BrokerPort,
+		TimeoutNS: int64(l.Timeout), MaxFileSize: l.MaxFileSize,
+		TmpSize: l.TmpSize, OpenFiles: l.OpenFiles,
+	}
+}
+
+func (sb *Sandbox) netMode() NetMode {
+	if sb.spec.Net == "" {
+		return NetNone
+	}
+	return sb.spec.Net
+}
+
+// BrokerURL is the address the command reaches the broker at, as it sees
+// it in KEYHOLE_BROKER_URL; empty unless the net mode is NetBroker.
+func (sb *Sandbox) BrokerURL() string {
+	if sb.port == 0 {
+		return ""
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(sb.port)
+}
+
+// Pid is the host process id of the sandbox's init.
+func (sb *Sandbox) Pid() int { return sb.cmd.Process.Pid }
+
+// Signal sends sig to the init, which passes it on to the command.
+func (sb *Sandbox) Signal(sig os.Signal) error {
+	if err := sb.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("sandbox: signal: %w", err)
+	}
+	return nil
+}
+
+// Kill ends the whole tree at once; Wait then reports KilledCancelled.
+func (sb *Sandbox) Kill() { sb.kill(KilledCancelled) }
+
+// kill ends the tree: SIGKILL to the init takes its PID namespace, and so
+// every process in it, down with it.
+func (sb *Sandbox) kill(reason KillReason) {
+	sb.mu.Lock()
+	// A command that already ended on its own was not killed.
+	if sb.killed == KilledNone && sb.exit == nil {
+		sb.killed = reason
+	}
+	sb.mu.Unlock()
+	sb.cmd.Process.Kill()
+}
+
+// cleanup releases what Start took when it fails.
+func (sb *Sandbox) cleanup() {
+	if sb.ctl != nil {
+		sb.ctl.close()
+	}
+	if sb.cg == nil {
+		return
+	}
+	if err := sb.cg.remove(); err != nil {
+		sb.log.Warn("sandbox: cleanup", "error", err)
+	}
+}

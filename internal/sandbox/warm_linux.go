@@ -1,0 +1,255 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// takeSpare returns the init started ahead, if there is a live one.
+func (r *Runner) takeSpare() *Sandbox {
+	r.mu.Lock()
+	sb := r.spare
+	r.spare = nil
+	r.mu.Unlock()
+	if sb == nil {
+		return nil
+	}
+	select {
+	case <-sb.done:
+		sb.cleanup()
+		return nil
+	default:
+		return sb
+	}
+}
+
+// refill starts the next spare init in the background.
+func (r *Runner) refill() {
+	go func() {
+		sb, err := r.spawnSpare()
+		if err != nil {
+			r.logger().Warn("sandbox: start a spare init", "error", err)
+			return
+		}
+		r.mu.Lock()
+		if r.spare == nil && !r.closed {
+			r.spare, sb = sb, nil
+		}
+		r.mu.Unlock()
+		if sb != nil {
+			sb.discard()
+		}
+	}()
+}
+
+// Close ends the init a Warm runner keeps ahead. Sandboxes already started
+// are not affected.
+func (r *Runner) Close() error {
+	r.mu.Lock()
+	sb := r.spare
+	r.spare, r.closed = nil, true
+	r.mu.Unlock()
+	if sb != nil {
+		sb.discard()
+	}
+	return nil
+}
+
+// spawnSpare starts an init with a private network namespace, joins it to
+// cgroups with the default limits and leaves it waiting for a job.
+func (r *Runner) spawnSpare() (*Sandbox, error) {
+	sb := r.newSandbox(&Spec{})
+	if r.cgroupsAtClone() {
+		cg, err := newCgroup(r.CgroupParent, sb.limits)
+		if err != nil {
+			return nil, err
+		}
+		sb.cg = cg
+	}
+	ctl, child, err := socketPair()
+	if err != nil {
+		sb.cleanup()
+		return nil, err
+	}
+	sb.ctl = ctl
+	sb.cmd = sb.initCommand(r.initPath(), child)
+	cgFile, err := sb.attachCgroupAtClone()
+	if err == nil {
+		err = sb.cmd.Start()
+	}
+	child.Close()
+	if cgFile != nil {
+		cgFile.Close()
+	}
+	if err != nil {
+		sb.cleanup()
+		return nil, namespaceError(err)
+	}
+	go func() {
+		sb.cmd.Wait()
+		close(sb.done)
+	}()
+	if err := sb.joinCgroups(); err != nil {
+		sb.discard()
+		return nil, err
+	}
+	return sb, nil
+}
+
+// joinCgroups creates and joins v1 cgroups for an init already running.
+func (sb *Sandbox) joinCgroups() error {
+	if sb.cg != nil {
+		return nil
+	}
+	cg, err := newCgroup(sb.cgroupParent, sb.limits)
+	if err != nil {
+		return err
+	}
+	sb.cg = cg
+	return sb.cg.add(sb.cmd.Process.Pid)
+}
+
+// discard ends an init that will not be used and releases its cgroups.
+func (sb *Sandbox) discard() {
+	sb.cmd.Process.Kill()
+	<-sb.done
+	sb.cleanup()
+}
+
+// startWarm hands spec to a spare init: the job's limits go into its
+// cgroups and its standard streams travel with the configuration.
+func (sb *Sandbox) startWarm(ctx context.Context, spec *Spec) (*Sandbox, error) {
+	sb.spec, sb.limits, sb.started = spec, spec.Limits.withDefaults(), time.Now()
+	err := sb.cg.limit(sb.limits)
+	var child []*os.File
+	if err == nil {
+		child, err = sb.openStdio()
+	}
+	if err == nil {
+		cfg := sb.initConfig()
+		cfg.Stdio = true
+		err = sb.ctl.send(&message{Type: msgConfig, Config: cfg},
+			int(child[0].Fd()), int(child[1].Fd()), int(child[2].Fd()))
+		for _, f := range child {
+			f.Close()
+		}
+	}
+	if err == nil {
+		sb.ctl.send(&message{Type: msgGo})
+		err = sb.awaitStartedCtx(ctx)
+	}
+	if err != nil {
+		sb.discard()
+		return nil, err
+	}
+	go sb.serveControl()
+	go sb.watch(ctx)
+	return sb, nil
+}
+
+// openStdio returns the files that become the command's standard streams,
+// starting the copies between pipes and the spec's readers and writers
+// where they are not files, as os/exec does.
+func (sb *Sandbox) openStdio() ([]*os.File, error) {
+	in, err := sb.stdinFile(sb.spec.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	out, err := sb.outputFile(sb.spec.Stdout)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	errOut := out
+	if sb.spec.Stderr != sb.spec.Stdout {
+		errOut, err = sb.outputFile(sb.spec.Stderr)
+		if err != nil {
+			in.Close()
+			out.Close()
+			return nil, err
+		}
+	}
+	return []*os.File{in, out, errOut}, nil
+}
+
+func (sb *Sandbox) stdinFile(r io.Reader) (*os.File, error) {
+	switch r := r.(type) {
+	case nil:
+		return openNull(os.O_RDONLY)
+	case *os.File:
+		return dupFile(r)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: stdin pipe: %w", err)
+	}
+	go func() {
+		io.Copy(pw, r)
+		pw.Close()
+	}()
+	// The copy ends at its next write once the tree is gone.
+	go func() {
+		<-sb.done
+		pw.Close()
+	}()
+	return pr, nil
+}
+
+func (sb *Sandbox) outputFile(w io.Writer) (*os.File, error) {
+	switch w := w.(type) {
+	case nil:
+		return openNull(os.O_WRONLY)
+	case *os.File:
+		return dupFile(w)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: output pipe: %w", err)
+	}
+	sb.copies.Add(1)
+	go func() {
+		defer sb.copies.Done()
+		io.Copy(w, pr)
+		pr.Close()
+	}()
+	return pw, nil
+}
+
+func openNull(flag int) (*os.File, error) {
+	f, err := os.OpenFile(os.DevNull, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: open %s: %w", os.DevNull, err)
+	}
+	return f, nil
+}
+
+// dupFile returns a copy of f that the caller may close.
+func dupFile(f *os.File) (*os.File, error) {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: standard stream: %w", err)
+	}
+	var dup *os.File
+	var derr error
+	err = sc.Control(func(fd uintptr) {
+		var nfd int
+		nfd, derr = dupCloexec(int(fd))
+		dup = os.NewFile(uintptr(nfd), f.Name())
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: standard stream: %w", err)
+	}
+	return dup, nil
+}
+
+func dupCloexec(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}

@@ -1,0 +1,224 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyhole/keyhole/internal/audit"
+	"github.com/keyhole/keyhole/internal/broker"
+	"github.com/keyhole/keyhole/internal/resource"
+	"github.com/keyhole/keyhole/internal/secrets"
+	"github.com/keyhole/keyhole/internal/store"
+	"github.com/keyhole/keyhole/internal/ttlcache"
+)
+
+// Config is what a server needs to start. Zero values take the defaults
+// documented on each field.
+type Config struct {
+	// Listen is the TCP address to serve on; default 127.0.0.1:8080.
+	Listen string
+	// DataDir holds the SQLite database, the generated master key and the
+	// first admin token; default ./.keyhole.
+	DataDir string
+	// DB is the database address: empty for SQLite in DataDir, or a
+	// postgres:// URL.
+	DB string
+	// KeyURL names the key service that wraps data keys; empty for the
+	// master key file in DataDir.
+	KeyURL string
+	// PreviousKeyURL names the key service data keys were wrapped with before
+	// a move to KeyURL; "keyhole key rotate --kek" finishes the move.
+	PreviousKeyURL string
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// ShutdownTimeout bounds a graceful shutdown; default 15s.
+	ShutdownTimeout time.Duration
+	// Transport sends the broker's upstream requests; nil for keyhole's
+	// guarded default. Tests pass one that trusts a local TLS server.
+	Transport http.RoundTripper
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = ".keyhole"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+// tokenCacheTTL bounds how long a token revoked on another server keeps
+// working here.
+const tokenCacheTTL = time.Second
+
+// AdminTokenFile is the name of the file, in the data directory, that holds
+// the admin token created on first start.
+const AdminTokenFile = "admin.token"
+
+// DefaultWorkspace is the workspace created on first start.
+const DefaultWorkspace = "default"
+
+// Server is a running keyhole server.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+
+	kek       secrets.KeyService
+	previous  secrets.KeyService
+	db        *store.DB
+	keys      *secrets.Keyring
+	audit     *audit.Log
+	resources *resource.Service
+	broker    *broker.Broker
+	mcp       mcpHandlers
+	metrics   *metrics
+	kinds     map[string]*Kind
+
+	handler http.Handler
+	ready   atomic.Bool
+
+	// tokens caches token records by hash for a second: a revocation on
+	// this server clears it at once, one on another server takes effect
+	// within tokenCacheTTL.
+	tokens *ttlcache.Cache[string, *store.Token]
+
+	wsMu       sync.RWMutex
+	workspaces map[string]*store.Workspace // by name; workspaces are never renamed
+
+	closers []func()
+}
+
+// New opens the key service and the database, checks that the stored data
+// keys open, and creates the default workspace and admin token on first
+// start. The returned server is not serving yet; call Run.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, logger: cfg.Logger, workspaces: map[string]*store.Workspace{},
+		tokens: ttlcache.New[string, *store.Token](tokenCacheTTL, 10000)}
+	if err := s.open(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) open(ctx context.Context) error {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory %s: %w", s.cfg.DataDir, err)
+	}
+
+	kek, desc, err := secrets.OpenKeyService(ctx, s.cfg.KeyURL, s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.kek = kek
+	s.closers = append(s.closers, func() { kek.Close() })
+	opts := &secrets.KeyringOptions{Description: desc}
+	if s.cfg.PreviousKeyURL != "" {
+		prev, _, err := secrets.OpenKeyService(ctx, s.cfg.PreviousKeyURL, s.cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("previous key service: %w", err)
+		}
+		s.previous, opts.Previous = prev, prev
+		s.closers = append(s.closers, func() { prev.Close() })
+	}
+
+	s.db, err = store.Open(ctx, s.cfg.DB, &store.Options{DataDir: s.cfg.DataDir, Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() { s.db.Close() })
+	s.logger.InfoContext(ctx, "server: database ready", "database", s.db.String())
+
+	s.keys, err = secrets.NewKeyring(ctx, s.db, kek, opts)
+	if err != nil {
+		return err
+	}
+	s.logger.InfoContext(ctx, "server: key service ready", "key_service", desc)
+
+	s.audit = audit.New(s.db, s.logger)
+	s.closers = append(s.closers, s.audit.Close)
+	s.resources = resource.NewService(s.db, s.keys, s.audit, s.logger)
+	s.metrics = newMetrics()
+	s.broker = broker.New(s.db, s.resources, s.audit, &broker.Options{
+		Transport: s.cfg.Transport, Registerer: s.metrics.registry, Logger: s.logger})
+	s.kinds = s.configKinds()
+
+	if err := s.bootstrap(ctx); err != nil {
+		return err
+	}
+	s.handler = s.routes()
+	return nil
+}
+
+// Handler returns the server's HTTP handler, for tests that serve it
+// themselves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves HTTP on cfg.Listen until ctx ends, then shuts down gracefully:
+// it stops accepting connections and waits for requests in flight.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.ready.Store(true)
+	s.logger.InfoContext(ctx, "server: listening", "address", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.ready.Store(false)
+	s.logger.Info("server: shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	s.logger.Info("server: stopped")
+	return nil
+}
+
+// Close releases what New opened, in reverse order.
+func (s *Server) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// AdminTokenPath is where the first admin token is written.
+func (s *Server) AdminTokenPath() string {
+	return filepath.Join(s.cfg.DataDir, AdminTokenFile)
+}
