@@ -74,6 +74,7 @@ type hostGuard struct {
 	allowed []string
 }
 
+// RoundTrip sends req if its host is allowed.
 func (g *hostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := tool.CheckURL(req.URL, g.allowed); err != nil {
 		if req.Body != nil {

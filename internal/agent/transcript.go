@@ -128,6 +128,7 @@ type RunError struct {
 	err    error
 }
 
+// Error says why the run stopped.
 func (e *RunError) Error() string {
 	return fmt.Sprintf("agent: run stopped (%s): %s", e.Reason, e.msg)
 }

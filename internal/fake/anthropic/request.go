@@ -263,11 +263,11 @@ func checkPairs(i int, m Message, prev, next []Block, hasNext bool) error {
 			!hasBlock(next, "tool_result", b.ID):
 			return fmt.Errorf("messages.%d: `tool_use` ids were found without `tool_result` "+
 				"blocks immediately after: %s. Each `tool_use` block must have a "+
-				"corresponding `tool_result` block in the next message.", i+1, b.ID)
+				"corresponding `tool_result` block in the next message", i+1, b.ID)
 		case b.Type == "tool_result" && !hasBlock(prev, "tool_use", b.ToolUseID):
 			return fmt.Errorf("messages.%d.content.%d: unexpected `tool_use_id` found in "+
 				"`tool_result` blocks: %s. Each `tool_result` block must have a "+
-				"corresponding `tool_use` block in the previous message.", i, j, b.ToolUseID)
+				"corresponding `tool_use` block in the previous message", i, j, b.ToolUseID)
 		}
 	}
 	return nil

@@ -142,7 +142,7 @@ type wireTool struct {
 func (r *Request) parse() (param string, err error) {
 	var w wireRequest
 	if err := json.Unmarshal(r.Body, &w); err != nil {
-		return "", fmt.Errorf("We could not parse the JSON body of your request. (%v)", err)
+		return "", fmt.Errorf("we could not parse the JSON body of your request: %v", err)
 	}
 	switch {
 	case w.Model == "":
@@ -231,7 +231,7 @@ func (r *Request) parseTools(tools []wireTool) (string, error) {
 			return param + ".type", fmt.Errorf("tool type must be 'function' with a function")
 		}
 		if !functionName.MatchString(t.Function.Name) {
-			return param + ".function.name", fmt.Errorf("Invalid 'tools[%d].function.name': "+
+			return param + ".function.name", fmt.Errorf("invalid 'tools[%d].function.name': "+
 				"string does not match pattern '^[a-zA-Z0-9_-]{1,64}$'", i)
 		}
 		r.Tools = append(r.Tools, Tool{Name: t.Function.Name,
@@ -248,9 +248,9 @@ func checkConversation(msgs []Message) (string, error) {
 	for i, m := range msgs {
 		if m.Role == "tool" {
 			if !open[m.ToolCallID] {
-				return fmt.Sprintf("messages.[%d].role", i), fmt.Errorf("Invalid parameter: " +
+				return fmt.Sprintf("messages.[%d].role", i), fmt.Errorf("invalid parameter: " +
 					"messages with role 'tool' must be a response to a preceding message " +
-					"with 'tool_calls'.")
+					"with 'tool_calls'")
 			}
 			delete(open, m.ToolCallID)
 			continue
@@ -274,7 +274,7 @@ func unanswered(open map[string]bool) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	return fmt.Errorf("An assistant message with 'tool_calls' must be followed by tool "+
+	return fmt.Errorf("an assistant message with 'tool_calls' must be followed by tool "+
 		"messages responding to each 'tool_call_id'. The following tool_call_ids did not "+
 		"have response messages: %s", strings.Join(ids, ", "))
 }
