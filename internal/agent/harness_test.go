@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -188,12 +189,9 @@ func definition(provider string, edit func(d *agent.Definition)) *agent.Definiti
 
 // stripeTools is a toolset whose tools are the examples' get_customer and
 // search_invoices, called through the real executor against a fake
-// Stripe. It counts the calls that reach it.
+// Stripe, as a broker would. It counts the calls that reach it.
 type stripeTools struct {
-	order []string
-	tools map[string]*tool.Tool
-	ex    *tool.Executor
-	src   tool.CredentialSource
+	agent.ToolFuncs
 	calls atomic.Int32
 }
 
@@ -206,15 +204,14 @@ func newStripeTools(t testing.TB) *stripeTools {
 	cred := &tool.Credential{Path: "f/bot/stripe", Type: "stripe",
 		Fields: map[string]any{"apiKey": stripeKey}, SecretFields: []string{"apiKey"},
 		AllowedHosts: []string{strings.TrimPrefix(s.URL, "http://")}}
-	st := &stripeTools{tools: map[string]*tool.Tool{}, ex: tool.NewExecutor(nil),
-		src: tool.CredentialFunc(func(_ context.Context, path string) (*tool.Credential, error) {
-			return cred, nil
-		})}
-
+	src := tool.CredentialFunc(func(context.Context, string) (*tool.Credential, error) {
+		return cred, nil
+	})
 	set, err := tool.DecodeToolset(readExample(t, "billing.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var tools []*tool.Tool
 	for _, name := range set.Tools {
 		doc := strings.ReplaceAll(string(readExample(t, name+".yaml")),
 			"https://api.stripe.com", s.URL)
@@ -226,8 +223,21 @@ func newStripeTools(t testing.TB) *stripeTools {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.tools[name] = tl
-		st.order = append(st.order, name)
+		tools = append(tools, tl)
+	}
+
+	st := &stripeTools{}
+	ex := tool.NewExecutor(nil)
+	st.ListTools = func(context.Context) ([]*tool.Tool, error) { return tools, nil }
+	st.CallTool = func(ctx context.Context, name string, args json.RawMessage) (*tool.Result,
+		error) {
+		st.calls.Add(1)
+		for _, tl := range tools {
+			if tl.Name() == name {
+				return ex.Call(ctx, tl, src, args), nil
+			}
+		}
+		return nil, fmt.Errorf("tool %s is not granted", name)
 	}
 	return st
 }
@@ -239,21 +249,6 @@ func readExample(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func (s *stripeTools) List(context.Context) ([]agent.ToolSpec, error) {
-	var out []agent.ToolSpec
-	for _, name := range s.order {
-		out = append(out, agent.SpecOf(s.tools[name]))
-	}
-	return out, nil
-}
-
-func (s *stripeTools) Call(ctx context.Context, name string,
-	args json.RawMessage) agent.ToolOutcome {
-	s.calls.Add(1)
-	res := s.ex.Call(ctx, s.tools[name], s.src, args)
-	return agent.ToolOutcome{Content: string(res.Content), IsError: res.IsError}
 }
 
 // run runs def against llm with tools, within runTimeout.

@@ -551,3 +551,18 @@ func TestTimeoutDuringToolCall(t *testing.T) {
 		t.Errorf("the interrupted tool call's step: %+v", last)
 	}
 }
+
+func TestToolFuncsTurnsRefusalsIntoErrorResults(t *testing.T) {
+	t.Parallel()
+	f := agent.ToolFuncs{
+		ListTools: func(context.Context) ([]*tool.Tool, error) { return nil, nil },
+		CallTool: func(context.Context, string, json.RawMessage) (*tool.Result, error) {
+			return nil, errors.New("tool x is not granted")
+		},
+	}
+	got := f.Call(context.Background(), "x", json.RawMessage(`{}`))
+	want := agent.ToolOutcome{Content: `{"error":"tool x is not granted"}`, IsError: true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcome (-want +got):\n%s", diff)
+	}
+}

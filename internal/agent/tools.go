@@ -120,3 +120,37 @@ func errorOutcome(msg string) ToolOutcome {
 	b, _ := json.Marshal(map[string]string{"error": msg})
 	return ToolOutcome{Content: string(b), IsError: true}
 }
+
+// ToolFuncs adapts a pair of functions that list and call compiled tools,
+// such as a broker's for one grant, to [Tools].
+type ToolFuncs struct {
+	// ListTools returns the tools of the agent's toolset.
+	ListTools func(ctx context.Context) ([]*tool.Tool, error)
+
+	// CallTool calls one of them. A failed call is a result with IsError;
+	// an error means the call could not be attempted, and becomes an
+	// error result with the error's text.
+	CallTool func(ctx context.Context, name string, args json.RawMessage) (*tool.Result, error)
+}
+
+// List returns the specs of the tools ListTools returns.
+func (f ToolFuncs) List(ctx context.Context) ([]ToolSpec, error) {
+	tools, err := f.ListTools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]ToolSpec, len(tools))
+	for i, t := range tools {
+		specs[i] = SpecOf(t)
+	}
+	return specs, nil
+}
+
+// Call calls CallTool and turns its result into an outcome.
+func (f ToolFuncs) Call(ctx context.Context, name string, args json.RawMessage) ToolOutcome {
+	res, err := f.CallTool(ctx, name, args)
+	if err != nil {
+		return errorOutcome(err.Error())
+	}
+	return ToolOutcome{Content: string(res.Content), IsError: res.IsError}
+}
