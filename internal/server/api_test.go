@@ -237,7 +237,7 @@ func exampleFiles(t *testing.T) []server.ApplyFile {
 	}
 	var files []server.ApplyFile
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".yaml") {
+		if strings.HasSuffix(e.Name(), ".yaml") && e.Name() != "agent.yaml" {
 			b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
 			files = append(files, server.ApplyFile{Name: e.Name(), Content: string(b)})
 		}

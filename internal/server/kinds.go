@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 
+	"github.com/keyhole/keyhole/internal/agent"
 	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/resource"
+	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/route"
 	"github.com/keyhole/keyhole/internal/tool"
 )
@@ -22,6 +25,8 @@ func (s *Server) configKinds() map[string]*Kind {
 		{Name: tool.KindRoute, Plural: "routes", Decode: decodeRoute, Validate: validateRoute},
 		{Name: jobs.KindScript, Plural: "scripts", Decode: decodeScript,
 			Validate: s.validateScript, Refs: scriptRefs},
+		{Name: agent.Kind, Plural: "agents", Decode: decodeAgent, Validate: validateAgent,
+			Refs: agentRefs},
 	}
 	out := make(map[string]*Kind, len(kinds))
 	for _, k := range kinds {
@@ -143,4 +148,46 @@ func scriptRefs(spec any) []objectRef {
 		refs = append(refs, objectRef{tool.KindRoute, r})
 	}
 	return refs
+}
+
+func decodeAgent(doc []byte) (string, any, error) {
+	d, err := agent.Decode(doc)
+	if err != nil {
+		return "", nil, err
+	}
+	return d.Name, d, nil
+}
+
+// validateAgent checks that an agent's model resource exists and is of its
+// provider's type, and that its toolset exists.
+func validateAgent(ctx context.Context, v *configView, spec any) error {
+	d := spec.(*agent.Definition)
+	r, err := v.tx.Resource(ctx, v.ws.ID, d.LLM)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("llm resource %s does not exist; create it with keyhole resource set %s --type %s",
+			d.LLM, d.LLM, d.Provider)
+	}
+	if err != nil {
+		return err
+	}
+	if r.Type != d.Provider {
+		return fmt.Errorf("llm resource %s is of type %s; provider %s needs one of type %s",
+			d.LLM, r.Type, d.Provider, d.Provider)
+	}
+	for _, ref := range agentRefs(d) {
+		if _, ok, err := v.Lookup(ctx, ref.kind, ref.name); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("%s %q does not exist", ref.kind, ref.name)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func agentRefs(spec any) []objectRef {
+	if ts := spec.(*agent.Definition).Toolset; ts != "" {
+		return []objectRef{{tool.KindToolset, ts}}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keyhole/keyhole/internal/agent"
 	"github.com/keyhole/keyhole/internal/audit"
 	"github.com/keyhole/keyhole/internal/broker"
 	"github.com/keyhole/keyhole/internal/jobs"
@@ -203,6 +204,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.kinds = s.configKinds()
 	s.hub = jobs.NewHub(s.db, s.logger)
 	s.jobs = jobs.NewService(s.db, s.hub, s.audit, s.cfg.MountAllow, s.logger)
+	s.jobs.Register(jobs.KindAgent, jobs.ResolveAgent)
 	if err := s.openWorker(); err != nil {
 		return err
 	}
@@ -238,6 +240,9 @@ func (s *Server) openWorker() error {
 	s.worker.Handle(jobs.KindScript, script)
 	s.worker.Handle(jobs.KindCommand, script)
 	s.worker.Handle(jobs.KindTool, &jobs.ToolExecutor{Broker: s.broker})
+	s.worker.Handle(jobs.KindAgent, &jobs.AgentExecutor{Broker: s.broker, Resources: s.resources,
+		Audit: s.audit, Runner: agent.NewRunner(&agent.RunnerOptions{Transport: s.cfg.Transport,
+			Logger: s.logger})})
 	return nil
 }
 
