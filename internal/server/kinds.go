@@ -2,15 +2,15 @@ package server
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/keyhole/keyhole/internal/agent"
 	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/resource"
-	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/route"
+	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/tool"
 )
 
