@@ -82,7 +82,7 @@ func TestWorkersShareAPostgresQueue(t *testing.T) {
 	var mu sync.Mutex
 	calls := map[string]int{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(40 * time.Millisecond)
 		mu.Lock()
 		calls[r.URL.Query().Get("n")]++
 		mu.Unlock()
@@ -130,42 +130,41 @@ func TestWorkersShareAPostgresQueue(t *testing.T) {
 	startProc(t, "worker", "--db", dsn, "--key-url", keyURL, "--data-dir", t.TempDir(),
 		"--concurrency", "4")
 
+	// Queue the jobs while watching the first worker: once it has finished
+	// some jobs and holds others, kill it with SIGKILL.
 	const n = 1000
-	ids := make([]string, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
 	for i := range n {
 		wg.Go(func() {
-			j, err := c.Enqueue(ctx, jobs.Request{Kind: "tool", Name: "count",
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			_, err := c.Enqueue(ctx, jobs.Request{Kind: "tool", Name: "count",
 				Args: json.RawMessage(fmt.Sprintf(`{"n": "%d"}`, i))}, 0)
 			if err != nil {
 				errs <- err
-				return
 			}
-			ids[i] = j.ID
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-
-	// Kill the first worker with SIGKILL once it has finished some jobs and
-	// holds others.
 	victim := workerID(t, w1)
-	for deadline := time.Now().Add(time.Minute); ; {
+	for deadline := time.Now().Add(2 * time.Minute); ; {
 		done, _ := c.Jobs(ctx, "succeeded", "count", 10000)
 		running, _ := c.Jobs(ctx, "running", "count", 10000)
-		if countWorker(done, victim) >= 20 && countWorker(running, victim) > 0 {
+		if countWorker(done, victim) >= 5 && countWorker(running, victim) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the first worker never ran jobs")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	w1.cmd.Process.Kill()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 
 	deadline := time.Now().Add(3 * time.Minute)
 	for {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -211,6 +212,9 @@ func (e *ScriptExecutor) spec(r *Run, sc *Script, dir string) (*sandbox.Spec, er
 // leaseVolumes takes the job's read-write volumes for itself. It returns the
 // name of a volume another job holds, if any.
 func (e *ScriptExecutor) leaseVolumes(ctx context.Context, r *Run, sc *Script) (string, error) {
+	if !slices.ContainsFunc(sc.Volumes, func(v Volume) bool { return v.Mode != "ro" }) {
+		return "", nil
+	}
 	until := time.Now().Add(time.Duration(sc.timeout()) + time.Minute)
 	busy := ""
 	err := e.DB.InTx(ctx, func(tx *store.Tx) error {
@@ -231,6 +235,9 @@ func (e *ScriptExecutor) leaseVolumes(ctx context.Context, r *Run, sc *Script) (
 	})
 	if errors.Is(err, errVolumeBusy) {
 		return busy, nil
+	}
+	if busy == "" && err == nil {
+		r.heldVolumes = true
 	}
 	return "", err
 }
@@ -271,8 +278,12 @@ func (e *ScriptExecutor) startBroker(ctx context.Context, r *Run, sc *Script, sp
 		}
 		routes.ServeHTTP(w, req)
 	}))
+	logger := e.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(e.Logger.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	go srv.Serve(ln)
 
 	spec.BrokerSocket = sock

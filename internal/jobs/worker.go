@@ -38,6 +38,7 @@ type Run struct {
 	// Stdout and Stderr are the job's log streams.
 	Stdout, Stderr *streamWriter
 	logs           *logSink
+	heldVolumes    bool // the run leased volumes, to release when it ends
 }
 
 // Notef writes a line of keyhole's own to the job's log.
@@ -199,7 +200,9 @@ func (w *Worker) execute(parent context.Context, j *store.Job) {
 		w.logger.WarnContext(fctx, "jobs: job was taken over after its lease lapsed; outcome dropped",
 			"job_id", j.ID)
 	}
-	w.db.Direct().ReleaseVolumes(fctx, j.ID)
+	if run.heldVolumes {
+		w.db.Direct().ReleaseVolumes(fctx, j.ID)
+	}
 	w.hub.Notify(fctx, jobTopic(j.ID))
 	if out.Retry {
 		w.hub.Notify(fctx, topicQueued)
