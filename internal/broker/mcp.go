@@ -33,7 +33,7 @@ func (b *Broker) MCPHandler(grantFor GrantFunc) http.Handler {
 			return nil
 		}
 		return srv
-	}, &mcp.StreamableHTTPOptions{SessionTimeout: 30 * time.Minute, Logger: b.logger})
+	}, &mcp.StreamableHTTPOptions{SessionTimeout: 30 * time.Minute, JSONResponse: true, Logger: b.logger})
 }
 
 // mcpServer builds an MCP server offering a grant's tools.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -24,16 +26,21 @@ type AuditRecord struct {
 // AuditHead returns the newest record of a workspace's chain, or nil when the
 // chain is empty. Callers appending hold the workspace's audit lock.
 func (tx *Tx) AuditHead(ctx context.Context, workspace string) (*AuditRecord, error) {
-	recs, err := tx.AuditRecords(ctx, AuditFilter{Workspace: workspace, Limit: 1, Newest: true})
-	if err != nil || len(recs) == 0 {
-		return nil, err
+	r := AuditRecord{Workspace: workspace}
+	err := tx.queryRow(ctx, `SELECT seq, hash FROM audit_log WHERE workspace = $1
+		ORDER BY seq DESC LIMIT 1`, workspace).Scan(&r.Seq, &r.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
 	}
-	return &recs[0], nil
+	if err != nil {
+		return nil, fmt.Errorf("read audit head: %w", err)
+	}
+	return &r, nil
 }
 
 // InsertAudit appends a record.
 func (tx *Tx) InsertAudit(ctx context.Context, r *AuditRecord) error {
-	_, err := tx.q.ExecContext(ctx, `INSERT INTO audit_log (workspace, seq, at, actor,
+	_, err := tx.exec(ctx, `INSERT INTO audit_log (workspace, seq, at, actor,
 		action, target, outcome, detail, prev_hash, hash)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		r.Workspace, r.Seq, r.At.UnixMicro(), r.Actor, r.Action, r.Target, r.Outcome,

@@ -194,7 +194,9 @@ type querier interface {
 type Tx struct {
 	q       querier
 	dialect Dialect
-	stmts   *stmtCache // set outside transactions: statements are prepared once
+	stmts   *stmtCache // statements prepared once, by query text
+	db      *sql.DB
+	sqlTx   *sql.Tx // nil outside a transaction
 }
 
 // InTx runs fn in a transaction and commits it when fn returns nil.
@@ -203,7 +205,7 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(&Tx{q: sqltx, dialect: db.dialect}); err != nil {
+	if err := fn(&Tx{q: sqltx, dialect: db.dialect, stmts: &db.stmts, db: db.sql, sqlTx: sqltx}); err != nil {
 		_ = sqltx.Rollback()
 		return err
 	}
@@ -215,7 +217,9 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // Direct returns a Tx whose statements each run on their own, outside any
 // transaction: for single reads and single writes.
-func (db *DB) Direct() *Tx { return &Tx{q: db.sql, dialect: db.dialect, stmts: &db.stmts} }
+func (db *DB) Direct() *Tx {
+	return &Tx{q: db.sql, dialect: db.dialect, stmts: &db.stmts, db: db.sql}
+}
 
 // stmtCache keeps prepared statements by query text. Reads on the hot path
 // (a resource by path, a token by hash) skip re-parsing their SQL this way.
@@ -250,15 +254,37 @@ func (c *stmtCache) close() {
 	c.m = nil
 }
 
-// queryRow runs a query expected to return one row, through a prepared
-// statement when outside a transaction.
+// stmt returns the prepared statement for query, bound to the transaction
+// when there is one, or nil when it cannot be prepared.
+func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if tx.stmts == nil {
+		return nil
+	}
+	st, err := tx.stmts.get(ctx, tx.db, query)
+	if err != nil {
+		return nil
+	}
+	if tx.sqlTx != nil {
+		return tx.sqlTx.StmtContext(ctx, st)
+	}
+	return st
+}
+
+// queryRow runs a query expected to return one row through a prepared
+// statement: hot queries skip re-parsing their SQL.
 func (tx *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if db, ok := tx.q.(*sql.DB); ok && tx.stmts != nil {
-		if st, err := tx.stmts.get(ctx, db, query); err == nil {
-			return st.QueryRowContext(ctx, args...)
-		}
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return tx.q.QueryRowContext(ctx, query, args...)
+}
+
+// exec runs a statement through a prepared statement.
+func (tx *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.q.ExecContext(ctx, query, args...)
 }
 
 // Lock takes a lock named by key for the rest of the transaction. On
