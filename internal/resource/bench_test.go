@@ -14,16 +14,18 @@ import (
 const benchValue = `{"apiKey": "sk_live_51Hxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 	"baseURL": "https://api.example.com/v1"}`
 
-// BenchmarkRead compares, in one run: raw AES-256-GCM open of a sealed value
-// of the same size, a row fetch alone, and a full resource read (fetch,
-// decrypt, decode) on SQLite and PostgreSQL.
+// BenchmarkRead compares, in one run: raw AES-256-GCM open of a value of the
+// same size; a row fetch alone; a full resource read (fetch, decrypt, decode)
+// with the row fetched from the database; and the same read with the sealed
+// row cached in memory — on SQLite and PostgreSQL.
 //
 //	go test -run '^$' -bench Read -benchtime 2s -cpu 1 ./internal/resource/
 func BenchmarkRead(b *testing.B) {
 	b.Run("aes-gcm-open", benchAESGCM)
 	for _, db := range []struct{ name, dsn string }{{"sqlite", ""}, {"postgres", "pg"}} {
 		b.Run("fetch/"+db.name, func(b *testing.B) { benchFetch(b, db.dsn) })
-		b.Run("read/"+db.name, func(b *testing.B) { benchReadResource(b, db.dsn) })
+		b.Run("read-uncached/"+db.name, func(b *testing.B) { benchReadResource(b, db.dsn, false) })
+		b.Run("read-cached/"+db.name, func(b *testing.B) { benchReadResource(b, db.dsn, true) })
 	}
 }
 
@@ -68,11 +70,14 @@ func benchFetch(b *testing.B, dsn string) {
 	reportRate(b)
 }
 
-func benchReadResource(b *testing.B, dsn string) {
+func benchReadResource(b *testing.B, dsn string, cached bool) {
 	bb := benchSetup(b, dsn)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
+		if !cached {
+			bb.svc.Invalidate(bb.ws.ID)
+		}
 		c, err := bb.svc.Open(ctx, bb.ws.ID, "f/bot/stripe")
 		if err != nil || c.Fields["apiKey"] == nil {
 			b.Fatal(err)

@@ -26,7 +26,9 @@ type bundle struct {
 }
 
 // setup opens a fresh database with one workspace and its first data key.
-func setup(t *testing.T, dsn string) *bundle {
+func setup(t *testing.T, dsn string) *bundle { return setupTB(t, dsn) }
+
+func setupTB(t testing.TB, dsn string) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -60,7 +62,7 @@ func setup(t *testing.T, dsn string) *bundle {
 }
 
 // put seals value for path and stores it, the way the resource service does.
-func (b *bundle) put(t *testing.T, path string, version int64, value string) *store.Resource {
+func (b *bundle) put(t testing.TB, path string, version int64, value string) *store.Resource {
 	t.Helper()
 	ctx := context.Background()
 	r := &store.Resource{WorkspaceID: b.ws, Path: path, Type: "secret", Version: version}
