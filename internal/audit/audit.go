@@ -107,7 +107,12 @@ func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, rec Record) error {
 // records are being appended at the same moment, and returns once it is
 // committed.
 func (l *Log) Append(ctx context.Context, rec Record) error {
-	p := pending{rec: rec, at: time.Now(), err: make(chan error, 1)}
+	return l.await(ctx, pending{rec: rec, at: time.Now(), err: make(chan error, 1)})
+}
+
+// await queues p and waits for the batch holding it to commit. When ctx ends
+// first, a queued record is still written; the caller just stops waiting.
+func (l *Log) await(ctx context.Context, p pending) error {
 	select {
 	case l.queue <- p:
 	case <-l.stop:
@@ -119,7 +124,6 @@ func (l *Log) Append(ctx context.Context, rec Record) error {
 	case err := <-p.err:
 		return err
 	case <-ctx.Done():
-		// The record is still written; the caller just stops waiting.
 		return ctx.Err()
 	}
 }
@@ -138,20 +142,7 @@ func (l *Log) Enqueue(rec Record) {
 
 // Flush returns once every record enqueued before it is committed.
 func (l *Log) Flush(ctx context.Context) error {
-	p := pending{barrier: true, err: make(chan error, 1)}
-	select {
-	case l.queue <- p:
-	case <-l.stop:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-p.err:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return l.await(ctx, pending{barrier: true, err: make(chan error, 1)})
 }
 
 // batcher commits queued records, as many at once as have arrived.

@@ -105,13 +105,7 @@ func awaitJob(ctx context.Context, c *client.Client, stdio Stdio, id string, fol
 	var j *server.JobInfo
 	var err error
 	if follow {
-		j, err = c.FollowJobLogs(ctx, id, 0, func(l server.LogChunk) {
-			w := stdio.Out
-			if l.Stream != "stdout" {
-				w = stdio.Err
-			}
-			io.WriteString(w, l.Data)
-		})
+		j, err = c.FollowJobLogs(ctx, id, 0, writeChunk(stdio))
 	} else {
 		for j == nil || !store.JobDone(j.State) {
 			if j, err = c.Job(ctx, id, 30*time.Second); err != nil {
@@ -250,13 +244,7 @@ func newJobLogsCmd(stdio Stdio) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			write := func(l server.LogChunk) {
-				w := stdio.Out
-				if l.Stream != "stdout" {
-					w = stdio.Err
-				}
-				io.WriteString(w, l.Data)
-			}
+			write := writeChunk(stdio)
 			if follow {
 				_, err := c.FollowJobLogs(cmd.Context(), a[0], 0, write)
 				return err
@@ -302,5 +290,17 @@ func newJobCancelCmd(stdio Stdio) *cobra.Command {
 			fmt.Fprintf(stdio.Out, "job %s %s\n", j.ID, strings.TrimSpace(msg))
 			return nil
 		},
+	}
+}
+
+// writeChunk returns a function printing a job's output as it came: its
+// standard output on ours, everything else on standard error.
+func writeChunk(stdio Stdio) func(server.LogChunk) {
+	return func(l server.LogChunk) {
+		w := stdio.Out
+		if l.Stream != "stdout" {
+			w = stdio.Err
+		}
+		io.WriteString(w, l.Data)
 	}
 }
