@@ -37,6 +37,9 @@ type ScriptExecutor struct {
 	DB         *store.DB
 	MountAllow []string
 	Logger     *slog.Logger
+	// IDToken signs a job's identity token for an audience; scripts that ask
+	// for one fail without it.
+	IDToken func(ctx context.Context, r *Run, audience string) (string, error)
 }
 
 // Execute runs one script job.
@@ -61,6 +64,9 @@ func (e *ScriptExecutor) Execute(ctx context.Context, r *Run) store.JobOutcome {
 		return failed(err.Error())
 	}
 	defer os.RemoveAll(dir)
+	if err := e.writeIDToken(ctx, r, sc, dir); err != nil {
+		return failed(err.Error())
+	}
 
 	spec, err := e.spec(r, sc, dir)
 	if err != nil {
@@ -180,6 +186,25 @@ func (e *ScriptExecutor) prepareDir(r *Run, sc *Script) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// writeIDToken gives a job that asked for it its identity token, in a file
+// only the job can read.
+func (e *ScriptExecutor) writeIDToken(ctx context.Context, r *Run, sc *Script, dir string) error {
+	if sc.IDToken == nil {
+		return nil
+	}
+	if e.IDToken == nil {
+		return errors.New("this worker cannot sign identity tokens")
+	}
+	tok, err := e.IDToken(ctx, r, sc.IDToken.Audience)
+	if err != nil {
+		return fmt.Errorf("sign the job's identity token: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".keyhole"), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ".keyhole", "id_token"), []byte(tok), 0o600)
 }
 
 // spec builds the sandbox spec of a run.

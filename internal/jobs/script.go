@@ -62,6 +62,15 @@ type Script struct {
 	Mounts []Mount `json:"mounts,omitempty" yaml:"mounts,omitempty"`
 	// Volumes are persistent folders keyhole keeps per workspace.
 	Volumes []Volume `json:"volumes,omitempty" yaml:"volumes,omitempty"`
+
+	// IDToken, when set, gives the job an identity token signed by keyhole
+	// for this audience, to federate to a cloud itself. Off by default.
+	IDToken *IDToken `json:"id_token,omitempty" yaml:"id_token,omitempty"`
+}
+
+// IDToken asks for the job's identity token in /work/.keyhole/id_token.
+type IDToken struct {
+	Audience string `json:"audience" yaml:"audience"`
 }
 
 // Limits bound a script's sandbox; sizes are written like 256M.
@@ -89,7 +98,7 @@ type Volume struct {
 }
 
 var sections = map[string]string{"Script": "the script", "Limits": "limits",
-	"Mount": "a mount", "Volume": "a volume"}
+	"Mount": "a mount", "Volume": "a volume", "IDToken": "id_token"}
 
 // DecodeScript reads a script definition from one YAML or JSON document.
 func DecodeScript(doc []byte) (*Script, error) {
@@ -143,6 +152,9 @@ func (s *Script) Check(mountAllow []string) error {
 	}
 	s.checkMounts(mountAllow, add)
 	s.checkVolumes(add)
+	if s.IDToken != nil && strings.TrimSpace(s.IDToken.Audience) == "" {
+		add("id_token needs an audience")
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/sandbox"
 	"github.com/keyhole/keyhole/internal/server"
@@ -320,5 +322,39 @@ func TestFollowLogsOverSSE(t *testing.T) {
 	}
 	if string(final.Result) != `"line 1\nline 2\nline 3"` {
 		t.Errorf("result %s", final.Result)
+	}
+}
+
+func TestScriptIdentityToken(t *testing.T) {
+	t.Parallel()
+	b := startJobs(t, "", server.Config{})
+	ctx := context.Background()
+	def := "kind: script\nname: federate\nrun: cat /work/.keyhole/id_token\n" +
+		"id_token: {audience: sts.example.com}\n"
+	if _, err := b.admin.Apply(ctx, []server.ApplyFile{{Name: "s.yaml", Content: def}}, false); err != nil {
+		t.Fatal(err)
+	}
+	j, err := b.admin.Enqueue(ctx, jobs.Request{Kind: "script", Name: "federate"}, time.Minute)
+	if err != nil || j.State != "succeeded" {
+		t.Fatalf("job: %+v, %v", j, err)
+	}
+	var raw string
+	json.Unmarshal(j.Result, &raw)
+
+	provider, err := gooidc.NewProvider(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := provider.Verifier(&gooidc.Config{ClientID: "sts.example.com"}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("the job's token does not verify: %v", err)
+	}
+	var claims struct {
+		JobID   string `json:"job_id"`
+		JobName string `json:"job_name"`
+	}
+	tok.Claims(&claims)
+	if tok.Subject != "workspace:default:script:federate" || claims.JobID != j.ID {
+		t.Errorf("token for %s with claims %+v", tok.Subject, claims)
 	}
 }

@@ -236,7 +236,8 @@ func (s *Server) openWorker() error {
 		MaxLogBytes: s.cfg.MaxJobLogBytes, Retention: s.cfg.JobRetention,
 		SoleWorker: s.db.Dialect() == store.SQLite, Logger: s.logger})
 	script := &jobs.ScriptExecutor{DataDir: s.cfg.DataDir, RunDir: runDir, Runner: s.runner,
-		Broker: s.broker, DB: s.db, MountAllow: s.cfg.MountAllow, Logger: s.logger}
+		Broker: s.broker, DB: s.db, MountAllow: s.cfg.MountAllow, Logger: s.logger,
+		IDToken: s.jobIDToken}
 	s.worker.Handle(jobs.KindScript, script)
 	s.worker.Handle(jobs.KindCommand, script)
 	s.worker.Handle(jobs.KindTool, &jobs.ToolExecutor{Broker: s.broker})

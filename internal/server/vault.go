@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/keyhole/keyhole/internal/audit"
 	"github.com/keyhole/keyhole/internal/auth"
 	"github.com/keyhole/keyhole/internal/fault"
+	"github.com/keyhole/keyhole/internal/jobs"
 	"github.com/keyhole/keyhole/internal/oidc"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/store"
@@ -263,4 +265,36 @@ func (s *Server) migrateToLocal(ctx context.Context, c *call, path string, vs va
 	clear(fields)
 	return s.resources.Set(ctx, c.ws, c.p.actor(), resource.SetRequest{Path: path, Type: cur.Type,
 		Description: cur.Description, AllowedHosts: cur.AllowedHosts, Value: value})
+}
+
+// jobIDToken signs a script job's identity token for audience. The
+// workspace's Vault audience is refused: a job must not log in to Vault as
+// keyhole does.
+func (s *Server) jobIDToken(ctx context.Context, r *jobs.Run, audience string) (string, error) {
+	_, settings, err := s.settings(ctx, r.Workspace.ID)
+	if err != nil {
+		return "", err
+	}
+	if settings.Vault != nil && settings.Vault.Audience == audience {
+		return "", fmt.Errorf("audience %q is the one keyhole uses for Vault; "+
+			"a script cannot have a token for it", audience)
+	}
+	sc, err := jobs.DecodeScript([]byte(r.Job.Spec))
+	if err != nil {
+		return "", err
+	}
+	ttl := min(time.Duration(sc.Timeout)+time.Minute, time.Hour)
+	if sc.Timeout == 0 {
+		ttl = jobs.DefaultTimeout + time.Minute
+	}
+	claims := oidc.JobClaims{Workspace: r.Workspace.Name, JobID: r.Job.ID, JobKind: r.Job.Kind,
+		JobName: r.Job.Name, Trigger: r.Job.Trigger}
+	tok, err := s.issuer.Issue(ctx, claims, audience, ttl)
+	if err != nil {
+		return "", err
+	}
+	s.audit.Enqueue(audit.Record{Workspace: r.Workspace.Name, Actor: "job:" + r.Job.ID,
+		Action: "job.id_token", Target: r.Job.Name, Detail: map[string]any{"audience": audience,
+			"ttl_s": int(ttl.Seconds())}})
+	return tok, nil
 }
