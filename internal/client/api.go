@@ -329,3 +329,11 @@ func (c *Client) MigrateResource(ctx context.Context, path string, req server.Mi
 	var out resource.Info
 	return &out, c.do(ctx, "POST", c.ws("/resources/", path), nil, req, &out)
 }
+
+// Triggers lists a workspace's triggers with their live state.
+func (c *Client) Triggers(ctx context.Context) ([]server.TriggerInfo, error) {
+	var out struct {
+		Triggers []server.TriggerInfo `json:"triggers"`
+	}
+	return out.Triggers, c.do(ctx, "GET", c.ws("/triggers"), nil, nil, &out)
+}

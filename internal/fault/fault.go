@@ -24,6 +24,7 @@ const (
 	Unavailable              // 503: a dependency (key service, Vault) is down
 	BadGateway               // 502: an upstream answered badly
 	Timeout                  // 504: an upstream did not answer in time
+	TooMany                  // 429: too much queued; retry later
 )
 
 var statuses = map[Kind]int{
@@ -32,13 +33,14 @@ var statuses = map[Kind]int{
 	NotFound: http.StatusNotFound, Conflict: http.StatusConflict,
 	TooLarge: http.StatusRequestEntityTooLarge, Unavailable: http.StatusServiceUnavailable,
 	BadGateway: http.StatusBadGateway, Timeout: http.StatusGatewayTimeout,
+	TooMany: http.StatusTooManyRequests,
 }
 
 var codes = map[Kind]string{
 	Internal: "internal", Invalid: "invalid_request", Unauthorized: "unauthorized",
 	Forbidden: "forbidden", NotFound: "not_found", Conflict: "conflict",
 	TooLarge: "too_large", Unavailable: "unavailable", BadGateway: "bad_gateway",
-	Timeout: "timeout",
+	Timeout: "timeout", TooMany: "too_many_requests",
 }
 
 // Status is the HTTP status of errors of kind k.

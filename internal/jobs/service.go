@@ -73,6 +73,23 @@ func (s *Service) Register(kind string, r Resolver) { s.resolvers[kind] = r }
 
 // Enqueue checks a request and queues its job.
 func (s *Service) Enqueue(ctx context.Context, ws *store.Workspace, req *Request) (*store.Job, error) {
+	var j *store.Job
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		j, err = s.EnqueueTx(ctx, tx, ws, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.NotifyQueued(ctx)
+	return j, nil
+}
+
+// EnqueueTx queues a job inside tx, so that it is queued if and only if tx
+// commits. The caller calls NotifyQueued after the commit.
+func (s *Service) EnqueueTx(ctx context.Context, tx *store.Tx, ws *store.Workspace,
+	req *Request) (*store.Job, error) {
 	resolve := s.resolvers[req.Kind]
 	if resolve == nil {
 		return nil, fault.New(fault.Invalid, "unknown_kind",
@@ -88,29 +105,29 @@ func (s *Service) Enqueue(ctx context.Context, ws *store.Workspace, req *Request
 	j := &store.Job{ID: auth.NewID("j_"), WorkspaceID: ws.ID, Workspace: ws.Name,
 		Kind: req.Kind, Name: req.Name, Args: string(req.Args), Trigger: req.Trigger,
 		CreatedBy: req.Actor}
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		plan, err := resolve(ctx, tx, ws, req)
-		if err != nil {
-			return err
-		}
-		spec, err := json.Marshal(plan.Spec)
-		if err != nil {
-			return err
-		}
-		j.Spec, j.MaxAttempts, j.Name = string(spec), 1+plan.Retries+crashAttempts, req.Name
-		if err := tx.InsertJob(ctx, j); err != nil {
-			return err
-		}
-		return s.audit.AppendTx(ctx, tx, audit.Record{Workspace: ws.Name, Actor: req.Actor,
-			Action: "job.queue", Target: j.ID,
-			Detail: map[string]any{"kind": j.Kind, "name": j.Name, "trigger": j.Trigger}})
-	})
+	plan, err := resolve(ctx, tx, ws, req)
 	if err != nil {
 		return nil, err
 	}
-	s.hub.Notify(ctx, topicQueued)
+	spec, err := json.Marshal(plan.Spec)
+	if err != nil {
+		return nil, err
+	}
+	j.Spec, j.MaxAttempts, j.Name = string(spec), 1+plan.Retries+crashAttempts, req.Name
+	if err := tx.InsertJob(ctx, j); err != nil {
+		return nil, err
+	}
+	err = s.audit.AppendTx(ctx, tx, audit.Record{Workspace: ws.Name, Actor: req.Actor,
+		Action: "job.queue", Target: j.ID,
+		Detail: map[string]any{"kind": j.Kind, "name": j.Name, "trigger": j.Trigger}})
+	if err != nil {
+		return nil, err
+	}
 	return j, nil
 }
+
+// NotifyQueued wakes the workers after jobs were queued.
+func (s *Service) NotifyQueued(ctx context.Context) { s.hub.Notify(ctx, topicQueued) }
 
 // resolveScript freezes a script's current definition into the job and
 // checks the arguments against its input schema.

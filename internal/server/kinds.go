@@ -12,6 +12,7 @@ import (
 	"github.com/keyhole/keyhole/internal/route"
 	"github.com/keyhole/keyhole/internal/store"
 	"github.com/keyhole/keyhole/internal/tool"
+	"github.com/keyhole/keyhole/internal/trigger/spec"
 )
 
 // configKinds are the kinds of configuration the server accepts.
@@ -27,6 +28,8 @@ func (s *Server) configKinds() map[string]*Kind {
 			Validate: s.validateScript, Refs: scriptRefs},
 		{Name: agent.Kind, Plural: "agents", Decode: decodeAgent, Validate: validateAgent,
 			Refs: agentRefs},
+		{Name: spec.Kind, Plural: "triggers", Decode: decodeTrigger, Validate: validateTrigger,
+			Refs: triggerRefs},
 	}
 	out := make(map[string]*Kind, len(kinds))
 	for _, k := range kinds {

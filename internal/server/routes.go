@@ -13,7 +13,7 @@ func (s *Server) endpoints() []endpoint {
 	for _, group := range [][]endpoint{
 		s.metaEndpoints(), s.workspaceEndpoints(), s.resourceEndpoints(),
 		s.tokenEndpoints(), s.auditEndpoints(), s.keyEndpoints(), s.configEndpoints(),
-		s.toolEndpoints(), s.jobEndpoints(), s.vaultEndpoints(),
+		s.toolEndpoints(), s.jobEndpoints(), s.triggerEndpoints(), s.vaultEndpoints(),
 	} {
 		out = append(out, group...)
 	}
@@ -28,6 +28,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("/mcp/{ws}/{toolset}", s.serveMCP)
+	mux.HandleFunc("POST /hooks/{ws}/{name}", s.serveHook)
 	mux.Handle("GET /.well-known/", s.issuer.Handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: apiError{Code: "not_found",

@@ -122,6 +122,7 @@ type Server struct {
 	worker    *jobs.Worker
 	runner    *sandbox.Runner
 	mcp       mcpHandlers
+	triggers  *triggers
 	metrics   *metrics
 	kinds     map[string]*Kind
 
@@ -215,6 +216,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
+	s.triggers = newTriggers(s)
 	s.handler = s.routes()
 	return nil
 }
@@ -291,8 +293,11 @@ func (s *Server) RunWorker(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bgctx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	waitBackground := s.background(bgctx)
+	var triggersDone sync.WaitGroup
+	triggersDone.Go(func() { s.triggers.run(bgctx) })
 	defer func() {
 		stopBackground()
+		triggersDone.Wait()
 		waitBackground()
 	}()
 

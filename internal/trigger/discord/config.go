@@ -105,6 +105,9 @@ type Config struct {
 	// 60 s, Discord's limit.
 	SendLimit  int
 	SendWindow time.Duration
+	// CheckURL, when set, vets the resume_gateway_url Discord sends in
+	// READY before the token is sent there; a refused URL is not used.
+	CheckURL func(raw string) error
 	// HTTPClient is used for the gateway handshake and REST. Nil means
 	// http.DefaultClient for the handshake and a client with a 30 s
 	// timeout for REST.

@@ -98,9 +98,9 @@ func (c *Client) connect(ctx context.Context) connEnd {
 func (c *Client) dialTarget() (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	base, resuming := c.cfg.GatewayURL, false
-	if c.st.SessionID != "" && c.resumeURL != "" {
-		base, resuming = c.resumeURL, true
+	base, resuming := c.cfg.GatewayURL, c.st.SessionID != ""
+	if resuming && c.resumeURL != "" {
+		base = c.resumeURL
 	}
 	sep := "?"
 	if strings.Contains(base, "?") {
@@ -278,6 +278,15 @@ func (k *conn) ready(ctx context.Context, d json.RawMessage) {
 
 	k.healthy = true
 	c := k.c
+	if r.ResumeURL != "" && c.cfg.CheckURL != nil {
+		if err := c.cfg.CheckURL(r.ResumeURL); err != nil {
+			// The token goes in the Resume payload: never to a host the
+			// bot's resource does not allow. Resume on the gateway instead.
+			c.log.WarnContext(ctx, "discord: resume URL refused, resuming on the gateway",
+				"err", err)
+			r.ResumeURL = ""
+		}
+	}
 	c.mu.Lock()
 	c.resumeURL = r.ResumeURL
 	c.mu.Unlock()

@@ -202,3 +202,9 @@ func decodeJSON(data []byte) (any, error) {
 	}
 	return v, nil
 }
+
+// CheckFilters reports what is wrong with filters, as New would.
+func CheckFilters(filters []Filter) error {
+	_, err := compileFilters(filters)
+	return err
+}
