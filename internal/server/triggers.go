@@ -231,10 +231,11 @@ func (t *triggers) start(ws *store.Workspace, def *spec.Trigger, fp string) *liv
 	}
 
 	t.log.InfoContext(ctx, "trigger: connecting", "trigger", def.Name, "workspace", ws.Name,
-		"type", def.Type)
+		"type", def.Type, "holder", t.holder)
 	t.s.audit.Enqueue(audit.Record{Workspace: ws.Name, Actor: "trigger:" + def.Name,
 		Action: "trigger.connect", Target: def.Name, Outcome: audit.OK,
 		Detail: map[string]any{"type": def.Type, "resources": def.Resources()}})
+	go t.reportStatus(ctx, ws.ID, def.Name, lt)
 	go func() {
 		defer close(lt.done)
 		if err := run(ctx); err != nil {
@@ -246,6 +247,28 @@ func (t *triggers) start(ws *store.Workspace, def *spec.Trigger, fp string) *liv
 		}
 	}()
 	return lt
+}
+
+// reportStatus records a connection's state whenever it changes, so that
+// keyhole trigger list shows it within a moment.
+func (t *triggers) reportStatus(ctx context.Context, wsID int64, name string, lt *liveTrigger) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var state, lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st, le := lt.state()
+		if st == state && le == lastErr {
+			continue
+		}
+		if err := t.s.db.SetTriggerStatus(ctx, wsID, name, t.holder, st, le); err == nil {
+			state, lastErr = st, le
+		}
+	}
 }
 
 // stop ends a connection and, unless it is restarting here, gives up its

@@ -57,7 +57,8 @@ func (t *triggers) discordClient(ctx context.Context, ws *store.Workspace, def *
 	}
 	client, err = discord.New(discord.Config{
 		Token: discord.Token(token), GatewayURL: gateway, APIBase: api, Filter: filter,
-		Handler: handle, BusyReply: def.BusyReply, CheckURL: checkHost,
+		Handler: handle, BusyReply: def.BusyReply, BusyWait: time.Duration(def.BusyWait),
+		CheckURL: checkHost,
 		HTTPClient: t.httpClient(), Logger: t.log.With("trigger", def.Name, "workspace", ws.Name),
 	})
 	if err != nil {
@@ -65,6 +66,9 @@ func (t *triggers) discordClient(ctx context.Context, ws *store.Workspace, def *
 	}
 	status := func() (string, string) {
 		st := client.Status()
+		if st.State == discord.StateIdle {
+			return string(discord.StateConnecting), st.LastError
+		}
 		return string(st.State), st.LastError
 	}
 	return client.Run, status, nil
@@ -130,6 +134,7 @@ func (t *triggers) websocketClient(ctx context.Context, ws *store.Workspace, def
 	}
 	cfg := websocket.Config{URL: def.URL, Header: header, InitialMessages: def.InitialMessages,
 		Filters: filters, Handler: handle, HTTPClient: t.httpClient(),
+		BusyWait: time.Duration(def.BusyWait),
 		Logger: t.log.With("trigger", def.Name, "workspace", ws.Name)}
 	if def.Heartbeat != nil {
 		cfg.Heartbeat = &websocket.Heartbeat{Interval: time.Duration(def.Heartbeat.Interval),

@@ -83,6 +83,10 @@ type Trigger struct {
 	// events wait (connections) or are refused with 429 (webhooks).
 	// Default 100.
 	MaxQueued int `json:"max_queued,omitempty" yaml:"max_queued,omitempty"`
+	// BusyWait is how long a message from a connection waits for room in
+	// the queue before it is refused (and answered with BusyReply).
+	// Default 5s.
+	BusyWait tool.Duration `json:"busy_wait,omitempty" yaml:"busy_wait,omitempty"`
 	// Disabled keeps the definition but starts nothing.
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 
@@ -220,6 +224,9 @@ func (t *Trigger) Check() error {
 	if t.MaxQueued < 0 {
 		add(errors.New("max_queued must not be negative"))
 	}
+	if t.BusyWait < 0 || (t.BusyWait > 0 && t.Type != Discord && t.Type != WebSocket) {
+		add(errors.New("busy_wait applies to discord and websocket triggers and must be positive"))
+	}
 	switch t.Type {
 	case Webhook:
 		add(t.checkWebhook())
@@ -332,7 +339,7 @@ func (t *Trigger) checkSchedule() error {
 	if t.Cron == "" {
 		errs = append(errs, errors.New(`cron is required, such as "0 9 * * 1-5"`))
 	} else if _, err := t.Schedule(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("cron: %w", err))
 	}
 	if _, err := schedule.ParseCatchup(t.Catchup); err != nil {
 		errs = append(errs, err)
