@@ -58,7 +58,7 @@ func (t *triggers) discordClient(ctx context.Context, ws *store.Workspace, def *
 	client, err = discord.New(discord.Config{
 		Token: discord.Token(token), GatewayURL: gateway, APIBase: api, Filter: filter,
 		Handler: handle, BusyReply: def.BusyReply, BusyWait: time.Duration(def.BusyWait),
-		CheckURL: checkHost,
+		CheckURL:   checkHost,
 		HTTPClient: t.httpClient(), Logger: t.log.With("trigger", def.Name, "workspace", ws.Name),
 	})
 	if err != nil {
@@ -135,7 +135,7 @@ func (t *triggers) websocketClient(ctx context.Context, ws *store.Workspace, def
 	cfg := websocket.Config{URL: def.URL, Header: header, InitialMessages: def.InitialMessages,
 		Filters: filters, Handler: handle, HTTPClient: t.httpClient(),
 		BusyWait: time.Duration(def.BusyWait),
-		Logger: t.log.With("trigger", def.Name, "workspace", ws.Name)}
+		Logger:   t.log.With("trigger", def.Name, "workspace", ws.Name)}
 	if def.Heartbeat != nil {
 		cfg.Heartbeat = &websocket.Heartbeat{Interval: time.Duration(def.Heartbeat.Interval),
 			Message: def.Heartbeat.Message}
