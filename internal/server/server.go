@@ -68,6 +68,8 @@ type Config struct {
 	JobRetention time.Duration
 	// MaxJobLogBytes caps each job's kept output; 10 MiB when 0.
 	MaxJobLogBytes int64
+	// AgentStream makes agents' model calls streamed ones.
+	AgentStream bool
 }
 
 func (c *Config) setDefaults() {
@@ -245,7 +247,7 @@ func (s *Server) openWorker() error {
 	s.worker.Handle(jobs.KindTool, &jobs.ToolExecutor{Broker: s.broker})
 	s.worker.Handle(jobs.KindAgent, &jobs.AgentExecutor{Broker: s.broker, Resources: s.resources,
 		Audit: s.audit, Runner: agent.NewRunner(&agent.RunnerOptions{Transport: s.cfg.Transport,
-			Logger: s.logger})})
+			Stream: s.cfg.AgentStream, Logger: s.logger})})
 	return nil
 }
 

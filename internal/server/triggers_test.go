@@ -468,3 +468,110 @@ func TestScheduleFiresOncePerTickAcrossServers(t *testing.T) {
 		t.Errorf("%d ticks fired over %d seconds: one was lost or doubled", len(times), span+1)
 	}
 }
+
+// TestDiscordBillingBot is the product's story end to end, with the exact
+// configuration of examples/stripe-billing and examples/discord-billing:
+// "<@bot> did Acme pay?" in Discord leads the agent to get_customer, then
+// search_invoices, then a reply in the channel. The model server gets its
+// key only as the header keyhole sends; the Stripe key, the model's key and
+// the bot token appear in no model request, transcript, log, job, audit
+// record or Discord message.
+func TestDiscordBillingBot(t *testing.T) {
+	for _, provider := range []string{"anthropic", "openai"} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%t", provider, stream), func(t *testing.T) {
+				t.Parallel()
+				testDiscordBillingBot(t, provider, stream)
+			})
+		}
+	}
+}
+
+func testDiscordBillingBot(t *testing.T, provider string, stream bool) {
+	ctx := context.Background()
+	b := startJobs(t, "", server.Config{AgentStream: stream})
+	billing(t, b)
+	model := billingModel(t, provider)
+	llm := "f/bot/" + provider
+	_, err := b.admin.SetResource(ctx, llm, resource.SetRequest{Type: provider,
+		Value: json.RawMessage(`{"apiKey": "` + llmCanary + `", "baseURL": "` + model.baseURL + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := fakeDiscord(t, b)
+	agentDef := readExample(t, "stripe-billing/agent.yaml")
+	agentDef = strings.NewReplacer("provider: anthropic", "provider: "+provider,
+		"llm: f/bot/anthropic", "llm: "+llm).Replace(agentDef)
+	trigger := readExample(t, "discord-billing/trigger.yaml") +
+		"gateway_url: " + srv.GatewayURL() + "\napi_base: " + srv.APIBase() + "\n"
+	apply(t, b, agentDef, trigger)
+
+	waitDiscord(t, srv, "identify", func(s fakediscord.Stats) bool { return s.Identifies == 1 })
+	mention(t, srv, "did Acme pay?")
+	waitDiscord(t, srv, "the answer", func(s fakediscord.Stats) bool { return s.Posts == 1 })
+	if p := srv.Posts()[0]; p.Content != "Yes, Acme paid." || p.ReplyTo == "" {
+		t.Fatalf("reply: %+v", p)
+	}
+
+	reqs := model.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("the model got %d requests, want 3", len(reqs))
+	}
+	if !strings.Contains(string(reqs[0].body), "did Acme pay?") ||
+		strings.Contains(string(reqs[0].body), "<@") {
+		t.Errorf("first model request: %s", reqs[0].body)
+	}
+	secrets := []string{canary, llmCanary, botCanary}
+	for _, r := range reqs {
+		if model.keyIn(r.header) != llmCanary {
+			t.Error("a model request came without the key keyhole sends")
+		}
+		hdr := r.header.Clone()
+		hdr.Del("x-api-key")
+		hdr.Del("Authorization")
+		raw, _ := json.Marshal(hdr)
+		assertNone(t, "a model request", secrets, string(r.body), string(raw))
+	}
+
+	list := triggerJobs(t, b)
+	if len(list) != 1 || list[0].Kind != "agent" || list[0].State != "succeeded" {
+		t.Fatalf("trigger jobs: %+v", list)
+	}
+	j, err := b.admin.Job(ctx, list[0].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := string(j.Transcript)
+	if !strings.Contains(tr, "get_customer") || !strings.Contains(tr, "search_invoices") {
+		t.Errorf("transcript lacks the tool calls: %.500s", tr)
+	}
+	jobJSON, _ := json.Marshal(j)
+	entries, _ := b.admin.Audit(ctx, client.AuditQuery{})
+	auditJSON, _ := json.Marshal(entries)
+	posts, _ := json.Marshal(srv.Posts())
+	assertNone(t, "the job, its log, the server log, the audit log or Discord", secrets,
+		string(jobJSON), allLogs(t, b, j.ID), b.logs.String(), string(auditJSON), string(posts))
+}
+
+// assertNone fails when any secret, or its base64 form, is in any text.
+func assertNone(t *testing.T, where string, secrets []string, texts ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		for _, form := range secretForms(s) {
+			for _, text := range texts {
+				if strings.Contains(text, form) {
+					t.Errorf("a secret (%.12s…) appears in %s", s, where)
+				}
+			}
+		}
+	}
+}
+
+func readExample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../../examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
