@@ -224,25 +224,58 @@ func (db *DB) Direct() *Tx {
 // stmtCache keeps prepared statements by query text. Reads on the hot path
 // (a resource by path, a token by hash) skip re-parsing their SQL this way.
 type stmtCache struct {
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	pending map[string]bool // being prepared in the background
 }
 
-func (c *stmtCache) get(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+func (c *stmtCache) lookup(query string) *sql.Stmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.m[query]; st != nil {
-		return st, nil
-	}
+	return c.m[query]
+}
+
+// prepare prepares query on db and keeps it. It takes a connection of its
+// own, so it never runs with c.mu held.
+func (c *stmtCache) prepare(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
 	st, err := db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m[query]; old != nil {
+		st.Close()
+		return old, nil
 	}
 	if c.m == nil {
 		c.m = map[string]*sql.Stmt{}
 	}
 	c.m[query] = st
 	return st, nil
+}
+
+// prepareLater prepares query in the background, once.
+func (c *stmtCache) prepareLater(db *sql.DB, query string) {
+	c.mu.Lock()
+	if c.pending[query] || c.m[query] != nil {
+		c.mu.Unlock()
+		return
+	}
+	if c.pending == nil {
+		c.pending = map[string]bool{}
+	}
+	c.pending[query] = true
+	c.mu.Unlock()
+
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.prepare(ctx, db, query) //nolint:errcheck // the query runs unprepared meanwhile
+		c.mu.Lock()
+		delete(c.pending, query)
+		c.mu.Unlock()
+	}()
 }
 
 func (c *stmtCache) close() {
@@ -255,14 +288,28 @@ func (c *stmtCache) close() {
 }
 
 // stmt returns the prepared statement for query, bound to the transaction
-// when there is one, or nil when it cannot be prepared.
+// when there is one, or nil when there is none yet: the caller then runs
+// the query unprepared.
+//
+// Inside a transaction a statement not yet prepared is prepared in the
+// background, not here: preparing needs a second connection, and a
+// transaction that holds a lock while it waits for one can deadlock with
+// transactions that hold every other connection while they wait for the
+// lock.
 func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if tx.stmts == nil {
 		return nil
 	}
-	st, err := tx.stmts.get(ctx, tx.db, query)
-	if err != nil {
+	st := tx.stmts.lookup(query)
+	if st == nil && tx.sqlTx != nil {
+		tx.stmts.prepareLater(tx.db, query)
 		return nil
+	}
+	if st == nil {
+		var err error
+		if st, err = tx.stmts.prepare(ctx, tx.db, query); err != nil {
+			return nil
+		}
 	}
 	if tx.sqlTx != nil {
 		return tx.sqlTx.StmtContext(ctx, st)
