@@ -145,6 +145,10 @@ func (l *Log) Flush(ctx context.Context) error {
 	return l.await(ctx, pending{barrier: true, err: make(chan error, 1)})
 }
 
+// batchLinger is how long an enqueued record waits for others to share its
+// commit.
+const batchLinger = 2 * time.Millisecond
+
 // batcher commits queued records, as many at once as have arrived.
 func (l *Log) batcher() {
 	defer l.done.Done()
@@ -157,14 +161,37 @@ func (l *Log) batcher() {
 			l.drain()
 			return
 		}
+		// A record nobody waits for lingers a moment for others to join it:
+		// under load one commit then carries many tool calls' records.
+		var timer *time.Timer
+		var linger <-chan time.Time
+		if batch[0].err == nil {
+			timer = time.NewTimer(batchLinger)
+			linger = timer.C
+		}
 	more:
 		for len(batch) < 512 {
+			if linger == nil {
+				select {
+				case p := <-l.queue:
+					batch = append(batch, p)
+				default:
+					break more
+				}
+				continue
+			}
 			select {
 			case p := <-l.queue:
 				batch = append(batch, p)
-			default:
-				break more
+				if p.err != nil {
+					linger = nil // someone waits: commit what there is now
+				}
+			case <-linger:
+				linger = nil
 			}
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		l.commit(batch)
 	}
