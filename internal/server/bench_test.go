@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	fakediscord "github.com/keyhole/keyhole/internal/fake/discord"
 	"github.com/keyhole/keyhole/internal/resource"
 	"github.com/keyhole/keyhole/internal/server"
 )
@@ -90,4 +92,81 @@ func benchMCP(b *testing.B, upstream string) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// BenchmarkDiscordMessageToJob measures a Discord MESSAGE_CREATE, from the
+// moment the gateway is told to send it until its job is inserted in the
+// queue (the job's created_at, set in the transaction that queues it): the
+// gateway read, the filter, the delivery, the queue check and the insert,
+// on SQLite. listed-p50 is until the job API lists the job, polled every
+// 100 µs: an upper bound that includes the commit.
+//
+//	go test -run '^$' -bench DiscordMessageToJob -benchtime 2000x ./internal/server/
+func BenchmarkDiscordMessageToJob(b *testing.B) {
+	bb := startB(b)
+	ctx := context.Background()
+	gw := fakediscord.NewServer(fakediscord.Options{Token: "bench-bot-token"})
+	defer gw.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	for path, value := range map[string]string{
+		"f/bot/discord": `{"botToken": "bench-bot-token"}`, "f/noop": `{"token": "noop"}`,
+	} {
+		typ, host := "discord", strings.TrimPrefix(gw.APIBase(), "http://")
+		if path == "f/noop" {
+			typ, host = "http_bearer", strings.TrimPrefix(up.URL, "http://")
+		}
+		_, err := bb.admin.SetResource(ctx, path, resource.SetRequest{Type: typ,
+			AllowedHosts: []string{host}, Value: json.RawMessage(value)})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	doc := "kind: tool\nname: noop\ninput: {type: object}\nhttp:\n  url: " + up.URL +
+		"/noop\n  auth: {resource: f/noop, bearer: token}\n---\n" +
+		"kind: trigger\nname: bot\ntype: discord\nresource: f/bot/discord\nrun: {tool: noop}\n" +
+		"args: '{}'\nmax_queued: 1000000\ngateway_url: " + gw.GatewayURL() +
+		"\napi_base: " + gw.APIBase() + "\n"
+	if _, err := bb.admin.Apply(ctx, []server.ApplyFile{{Name: "b.yaml", Content: doc}}, false); err != nil {
+		b.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := gw.Wait(wctx, func(s fakediscord.Stats) bool { return s.Identifies == 1 }); err != nil {
+		b.Fatal(err)
+	}
+
+	msg := fakediscord.Message{Content: "<@" + gw.BotUserID() + "> ping"}
+	lat := make([]time.Duration, 0, b.N)
+	seen := make([]time.Duration, 0, b.N) // until the API lists it: an upper bound
+	last := ""
+	b.ResetTimer()
+	for range b.N {
+		sent := time.Now()
+		if _, err := gw.SendMessage(msg); err != nil {
+			b.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			list, err := bb.admin.Jobs(ctx, "", "", 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(list) == 1 && list[0].ID != last {
+				last = list[0].ID
+				lat = append(lat, list[0].CreatedAt.Sub(sent))
+				seen = append(seen, time.Since(sent))
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("no job for the message within 10s")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	slices.Sort(seen)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(seen[len(seen)/2].Microseconds()), "listed-p50-µs")
 }
