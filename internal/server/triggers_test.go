@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/keyhole/keyhole/internal/client"
 	fakediscord "github.com/keyhole/keyhole/internal/fake/discord"
@@ -574,4 +577,88 @@ func readExample(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestWebSocketTrigger: the trigger connects with a header injected from a
+// resource, sends its initial message and heartbeats, runs a tool for each
+// message its filter selects and sends the result back. A URL that refuses
+// shows as the trigger's last error.
+func TestWebSocketTrigger(t *testing.T) {
+	b := startJobs(t, "", server.Config{})
+	billing(t, b)
+	const wsToken = "ws-CANARY-token-77aa"
+	got := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+wsToken {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		_, first, err := c.Read(ctx)
+		if err != nil || string(first) != `{"op":"subscribe"}` {
+			return
+		}
+		c.Write(ctx, websocket.MessageText, []byte(`{"type":"status"}`))
+		c.Write(ctx, websocket.MessageText,
+			[]byte(`{"type":"event","email":"billing@acme.example"}`))
+		for {
+			_, data, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			got <- string(data)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	_, err := b.admin.SetResource(context.Background(), "f/ws", resource.SetRequest{
+		Type: "http_bearer", AllowedHosts: []string{host},
+		Value: json.RawMessage(`{"token": "` + wsToken + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsURL := "ws://" + host + "/stream"
+	apply(t, b, "kind: trigger\nname: events\ntype: websocket\nurl: "+wsURL+"\n"+
+		"headers: {Authorization: {resource: f/ws, field: token, prefix: 'Bearer '}}\n"+
+		"initial_messages: ['{\"op\":\"subscribe\"}']\n"+
+		"heartbeat: {interval: 1s, message: '{\"op\":\"ping\"}'}\n"+
+		"filters: [{path: type, equals: event}]\n"+
+		"run: {tool: get_customer}\nargs: '{email: .data.email}'\nreply: true\n",
+		"kind: trigger\nname: refused\ntype: websocket\nurl: ws://127.0.0.1:1/x\n"+
+			"run: {tool: get_customer}\n")
+
+	var reply string
+	heartbeats := 0
+	timeout := time.After(20 * time.Second)
+	for reply == "" || heartbeats == 0 {
+		select {
+		case m := <-got:
+			if m == `{"op":"ping"}` {
+				heartbeats++
+			} else {
+				reply = m
+			}
+		case <-timeout:
+			t.Fatalf("reply %q, %d heartbeats", reply, heartbeats)
+		}
+	}
+	if !strings.Contains(reply, "cus_Acme0001") {
+		t.Errorf("reply: %s", reply)
+	}
+	if jobs := triggerJobs(t, b); len(jobs) != 1 {
+		t.Errorf("%d jobs, want 1 (the status message is filtered out)", len(jobs))
+	}
+	waitTrigger(t, b, "events", "connected")
+	refused := waitTrigger(t, b, "refused", "waiting")
+	if !strings.Contains(refused.LastError, "refused") {
+		t.Errorf("refused trigger: %+v", refused)
+	}
+	if strings.Contains(b.logs.String(), wsToken) {
+		t.Error("the WebSocket token is in the server log")
+	}
 }
