@@ -31,7 +31,8 @@ func newApplyCmd(stdio Stdio) *cobra.Command {
 		Use:   "apply -f FILE|DIR...",
 		Short: "Apply configuration (tools, toolsets, routes, resource types, …) all or nothing",
 		Long: "Apply YAML documents (several per file, separated by ---) or JSON files. A\n" +
-			"directory applies every .yaml, .yml and .json file in it. Everything is\n" +
+			"directory applies every .yaml and .yml file in it and every .json file with\n" +
+			"a kind, skipping node_modules and hidden folders. Everything is\n" +
 			"checked before anything is written; one bad document applies nothing.\n" +
 			"Applying the same files again changes nothing.",
 		Args: cobra.NoArgs,
@@ -126,9 +127,19 @@ func configFilesIn(p string) ([]string, error) {
 		if err != nil {
 			return err
 		}
+		if d.IsDir() {
+			// A folder may hold a program beside its configuration: its
+			// dependencies and hidden folders are not configuration.
+			if path != p && (d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		switch filepath.Ext(path) {
-		case ".yaml", ".yml", ".json":
-			if !d.IsDir() {
+		case ".yaml", ".yml":
+			out = append(out, path)
+		case ".json":
+			if hasKind(path) {
 				out = append(out, path)
 			}
 		}
@@ -142,6 +153,19 @@ func configFilesIn(p string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// hasKind reports whether a JSON file is a configuration document: an
+// object with a kind, unlike package.json and other files a folder may hold.
+func hasKind(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return true // let the read fail where it is reported
+	}
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	return json.Unmarshal(b, &head) == nil && head.Kind != ""
 }
 
 func newGetCmd(stdio Stdio) *cobra.Command {
