@@ -122,7 +122,9 @@ var builtinTypes = []*Type{
 		Name: "discord", Description: "Discord bot token",
 		Schema:       obj(`"botToken": {"type": "string", "minLength": 1}`, "botToken"),
 		SecretFields: []string{"botToken"},
-		AllowedHosts: []string{"discord.com", "gateway.discord.gg"},
+		// Discord names the gateway host to resume on in READY
+		// (gateway-us-east1-b.discord.gg and the like).
+		AllowedHosts: []string{"discord.com", "gateway.discord.gg", "*.discord.gg"},
 	},
 	{
 		Name: "http_bearer", Description: "A bearer token for any HTTP API",
