@@ -219,6 +219,20 @@ func TestCLIBadInput(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	p := startServer(t, dir)
+	token := func(args ...string) string {
+		r := p.run(t, "", nil, append([]string{"token", "create"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("token create: %+v", r)
+		}
+		return "KEYHOLE_TOKEN=" + strings.TrimSpace(r.stdout)
+	}
+	expired := token("--name", "short", "--scope", "resources:read", "--expires", "1s")
+	revoked := token("--name", "gone", "--scope", "resources:read")
+	reader := token("--name", "reader", "--scope", "resources:read")
+	if r := p.run(t, "", nil, "token", "revoke", "gone"); r.code != 0 {
+		t.Fatalf("token revoke: %+v", r)
+	}
+	time.Sleep(1100 * time.Millisecond)
 	cases := []struct {
 		name  string
 		stdin string
@@ -226,6 +240,11 @@ func TestCLIBadInput(t *testing.T) {
 		args  []string
 		want  string
 	}{
+		{"no token", ``, []string{"KEYHOLE_DATA_DIR=" + t.TempDir()}, []string{"resource", "list"}, "no token"},
+		{"expired token", ``, []string{expired}, []string{"resource", "list"}, "expired"},
+		{"revoked token", ``, []string{revoked}, []string{"resource", "list"}, "revoked"},
+		{"under-scoped token", `{"value": "v"}`, []string{reader},
+			[]string{"resource", "set", "a", "--type", "secret"}, "lacks the scope resources:write"},
 		{"malformed JSON", `{"apiKey": `, nil, []string{"resource", "set", "a", "--type", "stripe"}, "not valid JSON"},
 		{"schema", `{"key": "x"}`, nil, []string{"resource", "set", "a", "--type", "stripe"}, "apiKey"},
 		{"unknown type", `{}`, nil, []string{"resource", "set", "a", "--type", "nope"}, "unknown resource type"},

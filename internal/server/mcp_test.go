@@ -219,15 +219,18 @@ func TestMCPRefusesOtherToolsetsAndWorkspaces(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for name, tc := range map[string]struct{ url, token string }{
-		"other toolset":   {"/mcp/default/billing", other.Secret},
-		"other workspace": {"/mcp/acme/support", other.Secret},
-		"no token":        {"/mcp/default/billing", ""},
+	for name, tc := range map[string]struct {
+		url, token string
+		status     int
+	}{
+		"other toolset":   {"/mcp/default/billing", other.Secret, 403},
+		"other workspace": {"/mcp/acme/support", other.Secret, 403},
+		"no token":        {"/mcp/default/billing", "", 401},
 	} {
 		status, body := b.raw(t, "POST", tc.url, tc.token,
 			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`)
-		if status != 401 && status != 403 {
-			t.Errorf("%s: status %d %s", name, status, body)
+		if status != tc.status || !strings.Contains(body, `"error"`) {
+			t.Errorf("%s: status %d %s, want %d with a JSON error", name, status, body, tc.status)
 		}
 	}
 
