@@ -273,3 +273,50 @@ func TestToolCallAPI(t *testing.T) {
 	}
 	_ = server.ToolCallResult{}
 }
+
+// TestAuditMasksSensitiveArguments: a tool call's audit record keeps its
+// arguments, except the values of properties marked x-sensitive.
+func TestAuditMasksSensitiveArguments(t *testing.T) {
+	t.Parallel()
+	b := start(t, t.TempDir(), "", "")
+	fake := billing(t, b)
+	ctx := context.Background()
+	doc := "kind: tool\nname: find_with_note\ninput:\n  type: object\n  properties:\n" +
+		"    email: {type: string}\n    note: {type: string, x-sensitive: true}\n" +
+		"http:\n  url: " + fake.URL + "/v1/customers/search\n" +
+		"  query: {query: \"email:'{{ .email | squote }}'\"}\n" +
+		"  auth: {resource: f/bot/stripe, bearer: apiKey}\n"
+	if _, err := b.admin.Apply(ctx, []server.ApplyFile{{Name: "t.yaml", Content: doc}}, false); err != nil {
+		t.Fatal(err)
+	}
+	const note = "patient-record-7731"
+	res, err := b.admin.CallTool(ctx, "find_with_note",
+		json.RawMessage(`{"email": "billing@acme.example", "note": "`+note+`"}`))
+	if err != nil || res.IsError {
+		t.Fatalf("call: %+v %v", res, err)
+	}
+	if err := waitAudit(b.admin, 1); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for deadline := time.Now().Add(5 * time.Second); !found && time.Now().Before(deadline); {
+		entries, err := b.admin.Audit(ctx, client.AuditQuery{Action: "tool.call"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			raw, _ := json.Marshal(e)
+			if e.Target != "find_with_note" {
+				continue
+			}
+			found = true
+			if strings.Contains(string(raw), note) || !strings.Contains(string(raw), "billing@acme.example") {
+				t.Errorf("audit record: %s", raw)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !found {
+		t.Fatal("no audit record of the call")
+	}
+}
