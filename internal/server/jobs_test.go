@@ -142,7 +142,7 @@ func TestGrantDiesWithTheJob(t *testing.T) {
 	billing(t, b)
 	ctx := context.Background()
 	j, err := b.admin.Enqueue(ctx, jobs.Request{Kind: "command", Script: &jobs.Script{
-		Command: []string{"sleep", "3"}, Routes: []string{"stripe"}}}, 0)
+		Command: []string{"sleep", "3"}, Routes: []string{"stripe"}, Toolset: "billing"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +171,19 @@ func TestGrantDiesWithTheJob(t *testing.T) {
 		t.Fatalf("during the job: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	mcpInit := func() (*http.Response, error) {
+		req, _ := http.NewRequest("POST", "http://job/mcp", strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",`+
+				`"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		return hc.Do(req)
+	}
+	if resp, err := mcpInit(); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("MCP during the job: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	if j, err = b.admin.Job(ctx, j.ID, time.Minute); err != nil || j.State != "succeeded" {
 		t.Fatalf("job = %+v, %v", j, err)
@@ -178,7 +191,13 @@ func TestGrantDiesWithTheJob(t *testing.T) {
 	if resp, err := hc.Get(url); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == 200 {
-			t.Fatal("the grant still works after the job ended")
+			t.Fatal("the route grant still works after the job ended")
+		}
+	}
+	if resp, err := mcpInit(); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("the MCP grant still works after the job ended")
 		}
 	}
 }
