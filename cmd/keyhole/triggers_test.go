@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -28,9 +26,7 @@ import (
 func TestDiscordTriggerMovesWhenItsServerDies(t *testing.T) {
 	t.Parallel()
 	dsn := testpg.DSN(t)
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	keyURL := "base64key://" + base64.URLEncoding.EncodeToString(raw)
+	keyURL := newKeyURL()
 
 	const botToken = "bot-token-for-the-failover-test"
 	gw := fakediscord.NewServer(fakediscord.Options{Token: botToken,

@@ -51,6 +51,14 @@ func startProc(t *testing.T, args ...string) *proc {
 	return p
 }
 
+// newKeyURL returns a key service with a fresh random key, for servers and
+// workers that must share one.
+func newKeyURL() string {
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	return "base64key://" + base64.URLEncoding.EncodeToString(raw)
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
@@ -74,9 +82,7 @@ func (s *syncBuffer) String() string {
 func TestWorkersShareAPostgresQueue(t *testing.T) {
 	t.Parallel()
 	dsn := testpg.DSN(t)
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	keyURL := "base64key://" + base64.URLEncoding.EncodeToString(raw)
+	keyURL := newKeyURL()
 
 	// An upstream that counts the calls each job makes.
 	var mu sync.Mutex
