@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -42,10 +45,78 @@ func BenchmarkMCPToolCall(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 	})
-	b.Run("mcp", func(b *testing.B) { benchMCP(b, upstream.URL) })
+	b.Run("mcp", func(b *testing.B) { benchMCP(b, upstream.URL, sdkCaller) })
+	b.Run("mcp-raw", func(b *testing.B) { benchMCP(b, upstream.URL, rawCaller) })
 }
 
-func benchMCP(b *testing.B, upstream string) {
+// A caller makes tool calls over one MCP session. The SDK's client spends
+// about as much CPU per call as keyhole's server does; rawCaller is a load
+// generator that posts pre-encoded JSON-RPC requests over kept-alive
+// connections, so that the figure is the server's.
+type caller func(b *testing.B, url, token string) func() error
+
+func sdkCaller(b *testing.B, url, token string) func() error {
+	ctx := context.Background()
+	c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: tokenTransport{token,
+		&http.Transport{MaxIdleConnsPerHost: 64}}}
+	s, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url,
+		HTTPClient: hc, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return func() error {
+		res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "noop", Arguments: map[string]any{}})
+		if err == nil && res.IsError {
+			err = fmt.Errorf("tool error: %v", res.Content)
+		}
+		return err
+	}
+}
+
+func rawCaller(b *testing.B, url, token string) func() error {
+	hc := &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	post := func(session, body string) (*http.Response, error) {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
+		return hc.Do(req)
+	}
+	resp, err := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{`+
+		`"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	session := resp.Header.Get("Mcp-Session-Id")
+	if resp, err = post(session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"noop","arguments":{}}}`
+	return func() error {
+		resp, err := post(session, call)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || bytes.Contains(body, []byte(`"isError":true`)) {
+			return fmt.Errorf("tools/call: %d %s %v", resp.StatusCode, body, err)
+		}
+		return nil
+	}
+}
+
+func benchMCP(b *testing.B, upstream string, newCaller caller) {
 	bb := startB(b)
 	ctx := context.Background()
 	host := strings.TrimPrefix(upstream, "http://")
@@ -67,27 +138,17 @@ func benchMCP(b *testing.B, upstream string) {
 
 	// Several sessions, as several agents would hold.
 	const sessions = 8
-	var all []*mcp.ClientSession
+	var calls []func() error
 	for range sessions {
-		c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-		hc := &http.Client{Timeout: 30 * time.Second, Transport: tokenTransport{tok.Secret,
-			&http.Transport{MaxIdleConnsPerHost: 64}}}
-		s, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: bb.url + "/mcp/default/bench",
-			HTTPClient: hc, DisableStandaloneSSE: true}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		all = append(all, s)
+		calls = append(calls, newCaller(b, bb.url+"/mcp/default/bench", tok.Secret))
 	}
 	var next atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		s := all[next.Add(1)%sessions]
+		call := calls[next.Add(1)%sessions]
 		for pb.Next() {
-			res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "noop", Arguments: map[string]any{}})
-			if err != nil || res.IsError {
-				b.Fatal(err, res)
+			if err := call(); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})
