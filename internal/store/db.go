@@ -224,9 +224,11 @@ func (db *DB) Direct() *Tx {
 // stmtCache keeps prepared statements by query text. Reads on the hot path
 // (a resource by path, a token by hash) skip re-parsing their SQL this way.
 type stmtCache struct {
-	mu      sync.Mutex
-	m       map[string]*sql.Stmt
-	pending map[string]bool // being prepared in the background
+	mu         sync.Mutex
+	m          map[string]*sql.Stmt
+	pending    map[string]bool // being prepared in the background
+	closed     bool
+	background sync.WaitGroup
 }
 
 func (c *stmtCache) lookup(query string) *sql.Stmt {
@@ -244,6 +246,10 @@ func (c *stmtCache) prepare(ctx context.Context, db *sql.DB, query string) (*sql
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		st.Close()
+		return nil, sql.ErrConnDone
+	}
 	if old := c.m[query]; old != nil {
 		st.Close()
 		return old, nil
@@ -258,7 +264,7 @@ func (c *stmtCache) prepare(ctx context.Context, db *sql.DB, query string) (*sql
 // prepareLater prepares query in the background, once.
 func (c *stmtCache) prepareLater(db *sql.DB, query string) {
 	c.mu.Lock()
-	if c.pending[query] || c.m[query] != nil {
+	if c.closed || c.pending[query] || c.m[query] != nil {
 		c.mu.Unlock()
 		return
 	}
@@ -266,9 +272,11 @@ func (c *stmtCache) prepareLater(db *sql.DB, query string) {
 		c.pending = map[string]bool{}
 	}
 	c.pending[query] = true
+	c.background.Add(1)
 	c.mu.Unlock()
 
 	go func() {
+		defer c.background.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		c.prepare(ctx, db, query) //nolint:errcheck // the query runs unprepared meanwhile
@@ -278,7 +286,13 @@ func (c *stmtCache) prepareLater(db *sql.DB, query string) {
 	}()
 }
 
+// close waits for background preparations and closes every statement.
 func (c *stmtCache) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.background.Wait()
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, st := range c.m {
