@@ -22,7 +22,15 @@ var Version = "0.1.0-dev"
 // MCPHandler serves one toolset over MCP Streamable HTTP. The caller
 // authenticates requests before they reach it.
 func (b *Broker) MCPHandler(grantFor GrantFunc) http.Handler {
+	// The SDK asks for a server on every request, to read the protocol
+	// versions it speaks; only a request without a session uses the one it
+	// gets. Requests of a session get a bare server instead of a new one
+	// with every tool: their calls are authorized one by one in mcpCall.
+	versions := mcp.NewServer(&mcp.Implementation{Name: "keyhole", Version: Version}, nil)
 	return mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+		if r.Header.Get("Mcp-Session-Id") != "" {
+			return versions
+		}
 		g, err := grantFor(r.Context(), r.Header)
 		if err != nil {
 			return nil
