@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,7 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
 // connections and ends the whole tree when the command exits or its time is
 // up.
 func InitMain() int {
+	debug.SetGCPercent(initGCPercent)
 	// Whatever keyhole's caller left open without close-on-exec must not
 	// reach the command: a handle on a host folder would undo the mount
 	// namespace.
