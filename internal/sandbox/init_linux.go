@@ -172,6 +172,10 @@ func (in *initProcess) port() int {
 	return in.listener.Addr().(*net.TCPAddr).Port
 }
 
+// trimAfter is how long the command runs before the init trims its own
+// memory.
+const trimAfter = 20 * time.Millisecond
+
 // supervise waits for the command, then ends the tree and reports.
 func (in *initProcess) supervise() int {
 	parentGone := make(chan struct{})
@@ -179,7 +183,10 @@ func (in *initProcess) supervise() int {
 	if in.listener != nil {
 		go in.serveBroker()
 	}
-	trimMemory()
+	// Trimming takes a few milliseconds of the init's one thread, during
+	// which it would not notice the command's exit; a command that ends at
+	// once is not worth trimming for.
+	trim := time.After(trimAfter)
 	var timeout <-chan time.Time
 	if in.cfg.TimeoutNS > 0 {
 		timeout = time.After(time.Duration(in.cfg.TimeoutNS))
@@ -191,6 +198,8 @@ func (in *initProcess) supervise() int {
 		select {
 		case exit = <-exited:
 			done = true
+		case <-trim:
+			trimMemory()
 		case sig := <-in.sigs:
 			unix.Kill(in.pid, sig.(syscall.Signal))
 		case <-timeout:
