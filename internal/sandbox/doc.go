@@ -29,9 +29,11 @@
 // KilledPids, KilledTimeout, KilledCancelled), and its wall time, CPU time
 // and peak memory. Cancelling ctx kills the whole tree. Runner.Start
 // returns a Sandbox whose BrokerURL is what the command sees in
-// KEYHOLE_BROKER_URL. A Runner with Warm set keeps the next sandbox's init
-// started ahead, so that a job's start only builds the root and forks the
-// command; Runner.Close ends it.
+// KEYHOLE_BROKER_URL. A Runner with Warm set keeps Spares inits started
+// ahead, each in fresh namespaces and its own cgroups, so that a job's
+// start only writes its limits, builds the root and forks the command;
+// spares unused for SpareIdle, and Runner.Close, end them. No init serves
+// more than one sandbox.
 //
 // # Layers
 //

@@ -28,14 +28,22 @@ type Runner struct {
 	CgroupParent string
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
-	// Warm keeps one init started ahead, in its namespaces and cgroups,
-	// so that the next Start with NetNone or NetBroker only has to build
-	// the root and start the command. Close ends it.
+	// Warm keeps inits started ahead, in their namespaces and cgroups, so
+	// that a Start with NetNone or NetBroker only has to build the root
+	// and start the command. Close ends them.
 	Warm bool
+	// Spares is how many inits a Warm runner keeps ahead: as many as
+	// sandboxes start at once. 1 when 0.
+	Spares int
+	// SpareIdle is how long an unused spare init is kept before it is
+	// ended, so that a runner holds no processes once jobs stop coming.
+	// One minute when 0.
+	SpareIdle time.Duration
 
-	mu     sync.Mutex
-	spare  *Sandbox // the init started ahead, waiting for a job
-	closed bool
+	mu       sync.Mutex
+	spares   []*Sandbox // inits started ahead, waiting for a job, oldest first
+	spawning int        // spares being started
+	closed   bool
 }
 
 // Run runs spec in a sandbox with a zero Runner and waits for it to end.
@@ -70,6 +78,7 @@ type Sandbox struct {
 	done         chan struct{}  // closed when the init has exited
 	ctlDone      chan struct{}  // closed when the control loop has returned
 	copies       sync.WaitGroup // output copies of a warm start
+	idle         *time.Timer    // ends a spare left unused; nil otherwise
 	waitOnce     sync.Once
 	result       *Result
 	waitErr      error
@@ -100,7 +109,13 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if r.Warm && spec.Net != NetHost {
 		defer r.refill()
 		if sb := r.takeSpare(); sb != nil {
-			return sb.startWarm(ctx, spec)
+			started, err := sb.startWarm(ctx, spec)
+			if !errors.Is(err, errSpareUnfit) {
+				return started, err
+			}
+			// The spare could not take the job's limits, such as a memory
+			// limit below what it holds; a fresh init enters its cgroups
+			// with nothing charged yet.
 		}
 	}
 	sb := r.newSandbox(spec)

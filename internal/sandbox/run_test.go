@@ -214,3 +214,52 @@ func TestRunWarm(t *testing.T) {
 		t.Errorf("got %v, %+v; want a timeout", err, res)
 	}
 }
+
+func TestRunWarmPool(t *testing.T) {
+	requireSandbox(t)
+	r := &sandbox.Runner{Warm: true, Spares: 2, SpareIdle: 500 * time.Millisecond}
+	t.Cleanup(func() { r.Close() })
+
+	// Two jobs at once after the pool filled: both start warm, and the
+	// pool fills again to two, not to one per start.
+	if _, err := r.Run(t.Context(), &sandbox.Spec{Command: []string{"/bin/true"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitSpares(t, r, 2)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := r.Run(t.Context(), &sandbox.Spec{Command: []string{"/bin/true"}})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSpares(t, r, 2)
+
+	// A memory limit below what a spare already holds still runs.
+	var out bytes.Buffer
+	res, err := r.Run(t.Context(), &sandbox.Spec{Command: []string{"/bin/echo", "small"},
+		Stdout: &out, Limits: sandbox.Limits{Memory: 8 << 20}})
+	if err != nil || res.Status() != 0 || out.String() != "small\n" {
+		t.Errorf("small memory limit: %v, %+v, %q", err, res, out.String())
+	}
+
+	// Spares nobody takes are ended.
+	waitSpares(t, r, 0)
+}
+
+// waitSpares waits until r holds n spare inits.
+func waitSpares(t *testing.T, r *sandbox.Runner, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.SparesReady() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("runner holds %d spare inits, want %d", r.SparesReady(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

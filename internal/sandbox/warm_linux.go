@@ -2,59 +2,103 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// takeSpare returns the init started ahead, if there is a live one.
+// takeSpare returns the oldest live init started ahead, if there is one.
 func (r *Runner) takeSpare() *Sandbox {
-	r.mu.Lock()
-	sb := r.spare
-	r.spare = nil
-	r.mu.Unlock()
-	if sb == nil {
-		return nil
-	}
-	select {
-	case <-sb.done:
-		sb.cleanup()
-		return nil
-	default:
-		return sb
-	}
-}
-
-// refill starts the next spare init in the background.
-func (r *Runner) refill() {
-	go func() {
-		sb, err := r.spawnSpare()
-		if err != nil {
-			r.logger().Warn("sandbox: start a spare init", "error", err)
-			return
-		}
+	for {
 		r.mu.Lock()
-		if r.spare == nil && !r.closed {
-			r.spare, sb = sb, nil
+		if len(r.spares) == 0 {
+			r.mu.Unlock()
+			return nil
 		}
+		sb := r.spares[0]
+		r.spares = r.spares[1:]
 		r.mu.Unlock()
-		if sb != nil {
-			sb.discard()
+		sb.idle.Stop()
+		select {
+		case <-sb.done:
+			sb.cleanup()
+		default:
+			return sb
 		}
-	}()
+	}
 }
 
-// Close ends the init a Warm runner keeps ahead. Sandboxes already started
-// are not affected.
+// refill starts spares in the background until the runner has Spares of
+// them, counting those already starting, so that a burst of starts does
+// not start inits only to end them.
+func (r *Runner) refill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for !r.closed && len(r.spares)+r.spawning < r.spareCount() {
+		r.spawning++
+		go r.addSpare()
+	}
+}
+
+func (r *Runner) addSpare() {
+	sb, err := r.spawnSpare()
+	if err != nil {
+		r.mu.Lock()
+		r.spawning--
+		r.mu.Unlock()
+		r.logger().Warn("sandbox: start a spare init", "error", err)
+		return
+	}
+	r.mu.Lock()
+	r.spawning--
+	kept := !r.closed
+	if kept {
+		r.spares = append(r.spares, sb)
+		sb.idle = time.AfterFunc(r.spareIdle(), func() { r.expire(sb) })
+	}
+	r.mu.Unlock()
+	if !kept {
+		sb.discard()
+	}
+}
+
+// expire ends a spare that has waited SpareIdle for a job.
+func (r *Runner) expire(sb *Sandbox) {
+	r.mu.Lock()
+	i := slices.Index(r.spares, sb)
+	if i >= 0 {
+		r.spares = slices.Delete(r.spares, i, i+1)
+	}
+	r.mu.Unlock()
+	if i >= 0 {
+		sb.discard()
+	}
+}
+
+func (r *Runner) spareCount() int { return max(r.Spares, 1) }
+
+func (r *Runner) spareIdle() time.Duration {
+	if r.SpareIdle <= 0 {
+		return time.Minute
+	}
+	return r.SpareIdle
+}
+
+// Close ends the inits a Warm runner keeps ahead, and those still
+// starting once they have started. Sandboxes already started are not
+// affected.
 func (r *Runner) Close() error {
 	r.mu.Lock()
-	sb := r.spare
-	r.spare, r.closed = nil, true
+	spares := r.spares
+	r.spares, r.closed = nil, true
 	r.mu.Unlock()
-	if sb != nil {
+	for _, sb := range spares {
+		sb.idle.Stop()
 		sb.discard()
 	}
 	return nil
@@ -121,15 +165,20 @@ func (sb *Sandbox) discard() {
 	sb.cleanup()
 }
 
+// errSpareUnfit means a spare init could not be given a job's limits, such
+// as a memory limit below what the spare already uses; the job starts in a
+// fresh init instead.
+var errSpareUnfit = errors.New("sandbox: the spare init cannot take the limits")
+
 // startWarm hands spec to a spare init: the job's limits go into its
 // cgroups and its standard streams travel with the configuration.
 func (sb *Sandbox) startWarm(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	sb.spec, sb.limits, sb.started = spec, spec.Limits.withDefaults(), time.Now()
-	err := sb.cg.limit(sb.limits)
-	var child []*os.File
-	if err == nil {
-		child, err = sb.openStdio()
+	if err := sb.cg.limit(sb.limits); err != nil {
+		sb.discard()
+		return nil, fmt.Errorf("%w: %w", errSpareUnfit, err)
 	}
+	child, err := sb.openStdio()
 	if err == nil {
 		cfg := sb.initConfig()
 		cfg.Stdio = true
