@@ -126,7 +126,8 @@ func setupKind(b *testing.B, db, kind string) (*bench, *jobs.Request) {
 		b.Skipf("no sandbox here: %v", err)
 	}
 	runDir := b.TempDir()
-	runner := &sandbox.Runner{}
+	// As the server sets it up: inits started ahead, one per job slot.
+	runner := &sandbox.Runner{Warm: true, Spares: 8}
 	b.Cleanup(func() { runner.Close() })
 	exec := &jobs.ScriptExecutor{DataDir: b.TempDir(), RunDir: runDir, Runner: runner}
 	bb := newBench(b, dsn, map[string]jobs.Executor{jobs.KindCommand: exec})

@@ -233,7 +233,9 @@ func (s *Server) openWorker() error {
 		return fmt.Errorf("create the brokers' socket folder: %w", err)
 	}
 	s.closers = append(s.closers, func() { os.RemoveAll(runDir) })
-	s.runner = &sandbox.Runner{Logger: s.logger}
+	// Inits started ahead take the init's start-up and the cgroup join off
+	// a job's path; one per job slot covers a burst as wide as the pool.
+	s.runner = &sandbox.Runner{Logger: s.logger, Warm: true, Spares: s.cfg.Workers}
 	s.closers = append(s.closers, func() { s.runner.Close() })
 
 	s.worker = jobs.NewWorker(s.db, s.hub, jobs.WorkerConfig{Concurrency: s.cfg.Workers,
