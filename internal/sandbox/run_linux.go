@@ -44,6 +44,8 @@ type Runner struct {
 	spares   []*Sandbox // inits started ahead, waiting for a job, oldest first
 	spawning int        // spares being started
 	closed   bool
+
+	spawns sync.WaitGroup // goroutines starting spares
 }
 
 // Run runs spec in a sandbox with a zero Runner and waits for it to end.

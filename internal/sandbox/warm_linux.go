@@ -41,7 +41,11 @@ func (r *Runner) refill() {
 	defer r.mu.Unlock()
 	for !r.closed && len(r.spares)+r.spawning < r.spareCount() {
 		r.spawning++
-		go r.addSpare()
+		r.spawns.Add(1)
+		go func() {
+			defer r.spawns.Done()
+			r.addSpare()
+		}()
 	}
 }
 
@@ -89,9 +93,9 @@ func (r *Runner) spareIdle() time.Duration {
 	return r.SpareIdle
 }
 
-// Close ends the inits a Warm runner keeps ahead, and those still
-// starting once they have started. Sandboxes already started are not
-// affected.
+// Close ends the inits a Warm runner keeps ahead, waiting for those still
+// starting, so that none outlives it with its cgroups left behind.
+// Sandboxes already started are not affected.
 func (r *Runner) Close() error {
 	r.mu.Lock()
 	spares := r.spares
@@ -101,6 +105,7 @@ func (r *Runner) Close() error {
 		sb.idle.Stop()
 		sb.discard()
 	}
+	r.spawns.Wait()
 	return nil
 }
 
