@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/keyhole/keyhole/internal/fault"
 	"github.com/keyhole/keyhole/internal/schema"
@@ -178,17 +179,21 @@ func obj(props string, required ...string) json.RawMessage {
 		props + `}, "required": ` + string(req) + `}`)
 }
 
-func init() {
+// compileBuiltins compiles the built-in types' schemas on first use, not
+// at package initialisation: every keyhole process, the sandbox's init
+// included, would pay for it at start.
+var compileBuiltins = sync.OnceFunc(func() {
 	for _, t := range builtinTypes {
 		t.Builtin = true
 		if err := t.Compile(); err != nil {
 			panic(err)
 		}
 	}
-}
+})
 
 // Builtin returns the built-in type called name, or nil.
 func Builtin(name string) *Type {
+	compileBuiltins()
 	for _, t := range builtinTypes {
 		if t.Name == name {
 			return t
@@ -198,4 +203,7 @@ func Builtin(name string) *Type {
 }
 
 // Builtins returns the built-in types.
-func Builtins() []*Type { return slices.Clone(builtinTypes) }
+func Builtins() []*Type {
+	compileBuiltins()
+	return slices.Clone(builtinTypes)
+}
