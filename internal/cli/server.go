@@ -62,6 +62,8 @@ func addJobFlags(cmd *cobra.Command, cfg *server.Config, workersFlag, workersHel
 	f.IntVar(&cfg.Workers, workersFlag, 4, workersHelp)
 	f.StringSliceVar(&cfg.MountAllow, "mount-allow", nil, "host folders scripts may mount (comma-separated)")
 	f.DurationVar(&cfg.JobRetention, "job-retention", 7*24*time.Hour, "how long finished jobs and their logs are kept")
+	f.StringVar(&cfg.SandboxInit, "sandbox-init", "", "a keyhole-sandbox-init program to start "+
+		"sandboxes from, faster than this binary (go build ./cmd/keyhole-sandbox-init)")
 }
 
 // newLogger builds the process's logger. It is passed down explicitly; there

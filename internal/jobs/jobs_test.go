@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -101,13 +103,14 @@ var noop = jobs.ExecutorFunc(func(context.Context, *jobs.Run) store.JobOutcome {
 
 // BenchmarkJobs measures jobs end to end (queued → run → outcome stored) on
 // SQLite and PostgreSQL, without a sandbox (a no-op executor) and in the
-// sandbox (/bin/true): throughput with 8 concurrent jobs, and the latency of
-// one job at a time.
+// sandbox (/bin/true), with keyhole's binary or keyhole-sandbox-init as the
+// sandbox's init: throughput with 8 concurrent jobs, and the latency of one
+// job at a time.
 //
 //	go test -run '^$' -bench Jobs -benchtime 2000x ./internal/jobs/
 func BenchmarkJobs(b *testing.B) {
 	for _, db := range []string{"sqlite", "postgres"} {
-		for _, kind := range []string{"noop", "sandboxed"} {
+		for _, kind := range []string{"noop", "sandboxed", "sandboxed-init"} {
 			b.Run(db+"/"+kind+"/throughput", func(b *testing.B) { benchThroughput(b, db, kind) })
 			b.Run(db+"/"+kind+"/latency", func(b *testing.B) { benchLatency(b, db, kind) })
 		}
@@ -128,6 +131,15 @@ func setupKind(b *testing.B, db, kind string) (*bench, *jobs.Request) {
 	runDir := b.TempDir()
 	// As the server sets it up: inits started ahead, one per job slot.
 	runner := &sandbox.Runner{Warm: true, Spares: 8}
+	if kind == "sandboxed-init" {
+		// Sandboxes started from keyhole-sandbox-init (--sandbox-init).
+		runner.InitPath = filepath.Join(b.TempDir(), "keyhole-sandbox-init")
+		out, err := exec.Command("go", "build", "-o", runner.InitPath,
+			"github.com/keyhole/keyhole/cmd/keyhole-sandbox-init").CombinedOutput()
+		if err != nil {
+			b.Fatalf("build keyhole-sandbox-init: %v\n%s", err, out)
+		}
+	}
 	b.Cleanup(func() { runner.Close() })
 	exec := &jobs.ScriptExecutor{DataDir: b.TempDir(), RunDir: runDir, Runner: runner}
 	bb := newBench(b, dsn, map[string]jobs.Executor{jobs.KindCommand: exec})

@@ -70,6 +70,10 @@ type Config struct {
 	MaxJobLogBytes int64
 	// AgentStream makes agents' model calls streamed ones.
 	AgentStream bool
+	// SandboxInit is a keyhole-sandbox-init program run as every
+	// sandbox's init instead of this binary, which starts faster; empty
+	// runs this binary. It must come from the same keyhole version.
+	SandboxInit string
 }
 
 func (c *Config) setDefaults() {
@@ -208,7 +212,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.hub = jobs.NewHub(s.db, s.logger)
 	s.jobs = jobs.NewService(s.db, s.hub, s.audit, s.cfg.MountAllow, s.logger)
 	s.jobs.Register(jobs.KindAgent, jobs.ResolveAgent)
-	if err := s.openWorker(); err != nil {
+	if err := s.openWorker(ctx); err != nil {
 		return err
 	}
 	if s.cfg.WorkerOnly {
@@ -224,7 +228,7 @@ func (s *Server) open(ctx context.Context) error {
 }
 
 // openWorker prepares the job worker, when this process runs jobs.
-func (s *Server) openWorker() error {
+func (s *Server) openWorker(ctx context.Context) error {
 	if s.cfg.Workers <= 0 {
 		return nil
 	}
@@ -235,8 +239,16 @@ func (s *Server) openWorker() error {
 	s.closers = append(s.closers, func() { os.RemoveAll(runDir) })
 	// Inits started ahead take the init's start-up and the cgroup join off
 	// a job's path; one per job slot covers a burst as wide as the pool.
-	s.runner = &sandbox.Runner{Logger: s.logger, Warm: true, Spares: s.cfg.Workers}
+	s.runner = &sandbox.Runner{Logger: s.logger, Warm: true, Spares: s.cfg.Workers,
+		InitPath: s.cfg.SandboxInit}
 	s.closers = append(s.closers, func() { s.runner.Close() })
+	if s.cfg.SandboxInit != "" {
+		if err := checkSandboxInit(ctx, s.runner, s.cfg.SandboxInit); err != nil {
+			return err
+		}
+		s.logger.InfoContext(ctx, "server: sandboxes start from a separate init",
+			"sandbox_init", s.cfg.SandboxInit)
+	}
 
 	s.worker = jobs.NewWorker(s.db, s.hub, jobs.WorkerConfig{Concurrency: s.cfg.Workers,
 		MaxLogBytes: s.cfg.MaxJobLogBytes, Retention: s.cfg.JobRetention,
@@ -344,4 +356,39 @@ func (s *Server) Close() {
 // AdminTokenPath is where the first admin token is written.
 func (s *Server) AdminTokenPath() string {
 	return filepath.Join(s.cfg.DataDir, AdminTokenFile)
+}
+
+// checkSandboxInit refuses an init program that others could replace, and
+// runs one sandbox through it, so that a wrong path or an init of another
+// keyhole version stops the start instead of every job.
+func checkSandboxInit(ctx context.Context, r *sandbox.Runner, path string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("--sandbox-init %s: %s; build it with "+
+			"go build -o PATH ./cmd/keyhole-sandbox-init from this keyhole's source", path, why)
+	}
+	if !filepath.IsAbs(path) {
+		return bad("give an absolute path")
+	}
+	info, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return bad(err.Error())
+	case !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0:
+		return bad("not an executable file")
+	case info.Mode().Perm()&0o022 != 0:
+		return bad("group or others may write to it, and it runs every sandbox")
+	}
+	if sandbox.Probe() != nil {
+		return nil // jobs will report that the kernel refuses sandboxes
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := r.Run(ctx, &sandbox.Spec{Command: []string{"/bin/true"}})
+	if err != nil {
+		return bad(fmt.Sprintf("a sandbox does not start with it: %v", err))
+	}
+	if res.ExitCode != 0 {
+		return bad(fmt.Sprintf("/bin/true exited %d in a sandbox started with it", res.ExitCode))
+	}
+	return nil
 }
