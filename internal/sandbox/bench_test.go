@@ -43,6 +43,16 @@ func BenchmarkStartTrue(b *testing.B) {
 			return err
 		})
 	})
+	b.Run("keyhole-api-init", func(b *testing.B) {
+		// The init as a program of its own, without keyhole's dependencies
+		// (keyhole server --sandbox-init).
+		r := sandbox.Runner{InitPath: buildSandboxInit(b)}
+		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
+		timeRuns(b, func() error {
+			_, err := r.Run(b.Context(), spec)
+			return err
+		})
+	})
 	b.Run("bwrap", func(b *testing.B) {
 		bwrap, err := exec.LookPath("bwrap")
 		if err != nil {
@@ -106,7 +116,23 @@ func timeRuns(b *testing.B, f func() error) {
 // command.
 func BenchmarkInitRSS(b *testing.B) {
 	requireSandboxB(b)
-	r := sandbox.Runner{InitPath: keyholeBin}
+	b.Run("keyhole", func(b *testing.B) { benchInitRSS(b, keyholeBin) })
+	b.Run("keyhole-sandbox-init", func(b *testing.B) { benchInitRSS(b, buildSandboxInit(b)) })
+}
+
+// buildSandboxInit builds cmd/keyhole-sandbox-init for a benchmark.
+func buildSandboxInit(b *testing.B) string {
+	path := filepath.Join(b.TempDir(), "keyhole-sandbox-init")
+	out, err := exec.Command("go", "build", "-o", path,
+		"github.com/keyhole/keyhole/cmd/keyhole-sandbox-init").CombinedOutput()
+	if err != nil {
+		b.Fatalf("build keyhole-sandbox-init: %v\n%s", err, out)
+	}
+	return path
+}
+
+func benchInitRSS(b *testing.B, init string) {
+	r := sandbox.Runner{InitPath: init}
 	var total float64
 	for range b.N {
 		sb, err := r.Start(b.Context(), &sandbox.Spec{Command: []string{"/bin/sleep", "10"}})
