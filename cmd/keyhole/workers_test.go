@@ -32,7 +32,13 @@ type proc struct {
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), logs: &syncBuffer{}}
+	return startProgram(t, binary, args...)
+}
+
+// startProgram starts the keyhole binary at path, stopped when the test ends.
+func startProgram(t *testing.T, path string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(path, args...), logs: &syncBuffer{}}
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

@@ -143,6 +143,9 @@ const killGrace = 2 * time.Second
 // if the command does not exit within killGrace.
 func runSandbox(ctx context.Context, spec *sandbox.Spec, stdio Stdio) error {
 	var runner sandbox.Runner
+	if init := sandbox.SiblingInit(); init != "" && sandbox.CheckInitProgram(init) == nil {
+		runner.InitPath = init // keyhole-sandbox-init installed beside keyhole starts faster
+	}
 	sb, err := runner.Start(context.WithoutCancel(ctx), spec)
 	var se *sandbox.StartError
 	if errors.As(err, &se) {

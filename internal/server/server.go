@@ -239,15 +239,10 @@ func (s *Server) openWorker(ctx context.Context) error {
 	s.closers = append(s.closers, func() { os.RemoveAll(runDir) })
 	// Inits started ahead take the init's start-up and the cgroup join off
 	// a job's path; one per job slot covers a burst as wide as the pool.
-	s.runner = &sandbox.Runner{Logger: s.logger, Warm: true, Spares: s.cfg.Workers,
-		InitPath: s.cfg.SandboxInit}
+	s.runner = &sandbox.Runner{Logger: s.logger, Warm: true, Spares: s.cfg.Workers}
 	s.closers = append(s.closers, func() { s.runner.Close() })
-	if s.cfg.SandboxInit != "" {
-		if err := checkSandboxInit(ctx, s.runner, s.cfg.SandboxInit); err != nil {
-			return err
-		}
-		s.logger.InfoContext(ctx, "server: sandboxes start from a separate init",
-			"sandbox_init", s.cfg.SandboxInit)
+	if err := s.chooseSandboxInit(ctx); err != nil {
+		return err
 	}
 
 	s.worker = jobs.NewWorker(s.db, s.hub, jobs.WorkerConfig{Concurrency: s.cfg.Workers,
@@ -358,31 +353,47 @@ func (s *Server) AdminTokenPath() string {
 	return filepath.Join(s.cfg.DataDir, AdminTokenFile)
 }
 
+// chooseSandboxInit picks the program sandboxes start from: --sandbox-init
+// when given (refusing to start if it does not work), else a
+// keyhole-sandbox-init installed beside this binary (ignored, with a
+// warning, if it does not work), else this binary.
+func (s *Server) chooseSandboxInit(ctx context.Context) error {
+	path, explicit := s.cfg.SandboxInit, s.cfg.SandboxInit != ""
+	if !explicit {
+		if path = sandbox.SiblingInit(); path == "" {
+			return nil
+		}
+	}
+	if err := checkSandboxInit(ctx, path); err != nil {
+		if explicit {
+			return err
+		}
+		s.logger.WarnContext(ctx, "server: not using the sandbox init beside keyhole", "error", err)
+		return nil
+	}
+	s.runner.InitPath = path
+	s.logger.InfoContext(ctx, "server: sandboxes start from a separate init", "sandbox_init", path)
+	return nil
+}
+
 // checkSandboxInit refuses an init program that others could replace, and
 // runs one sandbox through it, so that a wrong path or an init of another
 // keyhole version stops the start instead of every job.
-func checkSandboxInit(ctx context.Context, r *sandbox.Runner, path string) error {
+func checkSandboxInit(ctx context.Context, path string) error {
 	bad := func(why string) error {
 		return fmt.Errorf("--sandbox-init %s: %s; build it with "+
 			"go build -o PATH ./cmd/keyhole-sandbox-init from this keyhole's source", path, why)
 	}
-	if !filepath.IsAbs(path) {
-		return bad("give an absolute path")
-	}
-	info, err := os.Stat(path)
-	switch {
-	case err != nil:
+	if err := sandbox.CheckInitProgram(path); err != nil {
 		return bad(err.Error())
-	case !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0:
-		return bad("not an executable file")
-	case info.Mode().Perm()&0o022 != 0:
-		return bad("group or others may write to it, and it runs every sandbox")
 	}
 	if sandbox.Probe() != nil {
 		return nil // jobs will report that the kernel refuses sandboxes
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	r := &sandbox.Runner{InitPath: path} // its own: no spare of a bad init stays behind
+	defer r.Close()
 	res, err := r.Run(ctx, &sandbox.Spec{Command: []string{"/bin/true"}})
 	if err != nil {
 		return bad(fmt.Sprintf("a sandbox does not start with it: %v", err))
