@@ -5,14 +5,13 @@
 // every dependency of keyhole, and their package initialisation costs each
 // sandbox about 16 ms of CPU before the init's first line; this program
 // carries only the sandbox and starts in a fraction of that. Build it from
-// the same checkout as keyhole and point the server or worker at it:
+// the same checkout as keyhole and install it beside keyhole, which then
+// uses it (or name it with --sandbox-init):
 //
-//	go build -o /usr/local/bin/keyhole-sandbox-init ./cmd/keyhole-sandbox-init
-//	keyhole server --sandbox-init /usr/local/bin/keyhole-sandbox-init
+//	go build -o /usr/local/bin/ ./cmd/keyhole ./cmd/keyhole-sandbox-init
 //
-// keyhole checks it at start by running one sandbox through it and refuses to
-// start when that fails. It is started by keyhole only; run by hand it exits
-// with status 2.
+// keyhole checks it at start by running one sandbox through it. It is
+// started by keyhole only; run by hand it exits with status 2.
 package main
 
 import (
