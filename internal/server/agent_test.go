@@ -136,20 +136,7 @@ func testAgentJob(t *testing.T, provider string) {
 	if len(reqs) != 3 {
 		t.Errorf("the model got %d requests, want 3", len(reqs))
 	}
-	for _, r := range reqs {
-		if model.keyIn(r.header) != llmCanary {
-			t.Errorf("model request without the key keyhole sends")
-		}
-		hdr := r.header.Clone()
-		hdr.Del("x-api-key")
-		hdr.Del("Authorization")
-		raw, _ := json.Marshal(hdr)
-		for _, secret := range []string{llmCanary, canary} {
-			if strings.Contains(string(r.body), secret) || strings.Contains(string(raw), secret) {
-				t.Errorf("a secret reached the model")
-			}
-		}
-	}
+	assertModelRequests(t, model, reqs, llmCanary, canary)
 	for _, secret := range []string{llmCanary, canary} {
 		if strings.Contains(string(j.Transcript), secret) || strings.Contains(allLogs(t, b, j.ID), secret) {
 			t.Error("a secret is in the transcript or the job log")
@@ -160,5 +147,21 @@ func testAgentJob(t *testing.T, provider string) {
 	_, err = b.admin.Enqueue(ctx, jobs.Request{Kind: "agent", Name: "billing-assistant"}, 0)
 	if e := apiError(err); e == nil || e.Status != 400 {
 		t.Errorf("agent job without a message: %v", err)
+	}
+}
+
+// assertModelRequests checks that every request the model got carries the
+// key keyhole sends, in its header, and no secret anywhere else.
+func assertModelRequests(t *testing.T, model *modelServer, reqs []recorded, secrets ...string) {
+	t.Helper()
+	for _, r := range reqs {
+		if model.keyIn(r.header) != llmCanary {
+			t.Error("a model request came without the key keyhole sends")
+		}
+		hdr := r.header.Clone()
+		hdr.Del("x-api-key")
+		hdr.Del("Authorization")
+		raw, _ := json.Marshal(hdr)
+		assertNone(t, "a model request", secrets, string(r.body), string(raw))
 	}
 }

@@ -525,16 +525,7 @@ func testDiscordBillingBot(t *testing.T, provider string, stream bool) {
 		t.Errorf("first model request: %s", reqs[0].body)
 	}
 	secrets := []string{canary, llmCanary, botCanary}
-	for _, r := range reqs {
-		if model.keyIn(r.header) != llmCanary {
-			t.Error("a model request came without the key keyhole sends")
-		}
-		hdr := r.header.Clone()
-		hdr.Del("x-api-key")
-		hdr.Del("Authorization")
-		raw, _ := json.Marshal(hdr)
-		assertNone(t, "a model request", secrets, string(r.body), string(raw))
-	}
+	assertModelRequests(t, model, reqs, secrets...)
 
 	list := triggerJobs(t, b)
 	if len(list) != 1 || list[0].Kind != "agent" || list[0].State != "succeeded" {
