@@ -34,16 +34,21 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: apiError{Code: "not_found",
 			Message: "no API route " + r.Method + " " + r.URL.Path + "; see /api/v1/openapi.json"}})
 	})
+	mux.HandleFunc("/hooks/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: apiError{Code: "not_found",
+			Message: "webhook deliveries are POST /hooks/WORKSPACE/NAME, not " +
+				r.Method + " " + r.URL.Path}})
+	})
 	return recoverPanics(s, refuseUncleanPaths(mux))
 }
 
-// refuseUncleanPaths answers API paths with empty, "." or ".." segments with
-// an error. net/http would redirect them to a cleaned path, which could turn a
-// write to one resource path into a write to another.
+// refuseUncleanPaths answers API and webhook paths with empty, "." or ".."
+// segments with an error. net/http would redirect them to a cleaned path,
+// which could turn a write to one resource path into a write to another.
 func refuseUncleanPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		if strings.HasPrefix(p, "/api/") && (strings.Contains(p, "//") ||
+		if jsonPath(p) && (strings.Contains(p, "//") ||
 			strings.Contains(p+"/", "/./") || strings.Contains(p+"/", "/../")) {
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: apiError{Code: "invalid_path",
 				Message: "the URL path " + strconv.Quote(p) + " has an empty, . or .. segment"}})
@@ -110,4 +115,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *call) error 
 	}
 	writeJSON(w, http.StatusOK, healthStatus{Status: "ok", Time: time.Now().UTC()})
 	return nil
+}
+
+// jsonPath reports whether p is under a prefix whose errors are JSON.
+func jsonPath(p string) bool {
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/hooks/")
 }

@@ -193,15 +193,18 @@ func (t *triggers) hold(ctx context.Context, ws *store.Workspace, def *spec.Trig
 		t.stop(key, "retrying")
 		lt = nil
 	}
-	if lt == nil {
-		lt = t.start(ws, def, fp)
-		t.mu.Lock()
-		t.live[key] = lt
-		t.mu.Unlock()
+	if lt != nil {
+		return // running: reportStatus records its state as it changes
 	}
-	state, lastErr := lt.state()
-	if err := t.s.db.SetTriggerStatus(ctx, ws.ID, def.Name, t.holder, state, lastErr); err != nil {
-		t.log.WarnContext(ctx, "trigger: record status", "trigger", def.Name, "error", err)
+	lt = t.start(ws, def, fp)
+	t.mu.Lock()
+	t.live[key] = lt
+	t.mu.Unlock()
+	if lt.status == nil { // it could not start: record why, once
+		state, lastErr := lt.state()
+		if err := t.s.db.SetTriggerStatus(ctx, ws.ID, def.Name, t.holder, state, lastErr); err != nil {
+			t.log.WarnContext(ctx, "trigger: record status", "trigger", def.Name, "error", err)
+		}
 	}
 }
 
@@ -221,10 +224,7 @@ func (t *triggers) start(ws *store.Workspace, def *spec.Trigger, fp string) *liv
 	}
 	if err != nil {
 		msg := fmt.Sprintf("cannot start: %v", err)
-		lt.mu.Lock()
-		lt.fatal = msg
-		lt.mu.Unlock()
-		lt.status = nil
+		lt.setFatal(msg)
 		close(lt.done)
 		t.log.ErrorContext(ctx, "trigger: "+msg, "trigger", def.Name, "workspace", ws.Name)
 		return lt
@@ -431,6 +431,30 @@ func (t *triggers) fireSchedule(ctx context.Context, ws *store.Workspace, def *s
 
 func (t *triggers) fireTick(ctx context.Context, ws *store.Workspace, def *spec.Trigger,
 	prev time.Time, tick schedule.Tick) (bool, error) {
+	fired, err := t.queueTick(ctx, ws, def, prev, tick)
+	if err != nil {
+		// The tick's job could not be queued (its args expression failed or
+		// its script was deleted, say): record why and move past the tick
+		// so that it does not block the next.
+		_ = t.s.db.InTx(ctx, func(tx *store.Tx) error {
+			if _, aerr := tx.AdvanceTriggerTick(ctx, ws.ID, def.Name, prev, tick.Time); aerr != nil {
+				return aerr
+			}
+			return tx.NoteTriggerEvent(ctx, ws.ID, def.Name, time.Now(), err.Error())
+		})
+		return false, err
+	}
+	if fired {
+		t.s.jobs.NotifyQueued(ctx)
+	}
+	return fired, nil
+}
+
+// queueTick advances the schedule from prev to tick and queues the tick's
+// job in one transaction; it reports false when another server advanced it
+// first.
+func (t *triggers) queueTick(ctx context.Context, ws *store.Workspace, def *spec.Trigger,
+	prev time.Time, tick schedule.Tick) (bool, error) {
 	event := map[string]any{
 		"message":  "scheduled run for " + tick.Time.Format(time.RFC3339),
 		"tick":     tick.Time.Format(time.RFC3339),
@@ -455,19 +479,5 @@ func (t *triggers) fireTick(ctx context.Context, ws *store.Workspace, def *spec.
 		fired = true
 		return nil
 	})
-	if err != nil {
-		// The tick's job could not be queued (its script was deleted, say):
-		// record why and move past the tick so it does not block the next.
-		_ = t.s.db.InTx(ctx, func(tx *store.Tx) error {
-			if _, aerr := tx.AdvanceTriggerTick(ctx, ws.ID, def.Name, prev, tick.Time); aerr != nil {
-				return aerr
-			}
-			return tx.NoteTriggerEvent(ctx, ws.ID, def.Name, time.Now(), err.Error())
-		})
-		return false, err
-	}
-	if fired {
-		t.s.jobs.NotifyQueued(ctx)
-	}
-	return fired, nil
+	return fired, err
 }

@@ -387,7 +387,7 @@ func TestWebhooks(t *testing.T) {
 	}
 
 	for _, c := range []struct{ path, want string }{
-		{"nope", "no webhook trigger"}, {"../signed", ""},
+		{"nope", "no webhook trigger"}, {"../signed", `"error"`},
 	} {
 		if status, out := post(t, hooks+c.path, nil, body); status != http.StatusNotFound &&
 			status != http.StatusBadRequest || !strings.Contains(out, c.want) {
@@ -651,5 +651,41 @@ func TestWebSocketTrigger(t *testing.T) {
 	}
 	if strings.Contains(b.logs.String(), wsToken) {
 		t.Error("the WebSocket token is in the server log")
+	}
+}
+
+// TestWebhookQueueFull: past max_queued a delivery is refused with 429 and
+// Retry-After, and queues nothing.
+func TestWebhookQueueFull(t *testing.T) {
+	b := start(t, t.TempDir(), "", "") // no workers: jobs stay queued
+	billing(t, b)
+	_, err := b.admin.SetResource(context.Background(), "f/hooks/secret", resource.SetRequest{
+		Type: "secret", Value: json.RawMessage(`{"value": "` + hookSecret + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, b, "kind: trigger\nname: limited\ntype: webhook\n"+
+		"auth: {type: token, resource: f/hooks/secret}\nmax_queued: 2\n"+
+		"run: {tool: get_customer}\nargs: '{email: \"billing@acme.example\"}'\n")
+	auth := map[string]string{"Authorization": "Bearer " + hookSecret}
+	for i := range 2 {
+		if status, out := post(t, b.url+"/hooks/default/limited", auth, `{}`); status != 202 {
+			t.Fatalf("delivery %d: %d %s", i, status, out)
+		}
+	}
+	req, _ := http.NewRequest("POST", b.url+"/hooks/default/limited", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+hookSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), `"too_many_requests"`) {
+		t.Errorf("third delivery: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if n := len(triggerJobs(t, b)); n != 2 {
+		t.Errorf("%d jobs queued, want 2", n)
 	}
 }
