@@ -385,7 +385,7 @@ func checkSandboxInit(ctx context.Context, path string) error {
 			"go build -o PATH ./cmd/keyhole-sandbox-init from this keyhole's source", path, why)
 	}
 	if err := sandbox.CheckInitProgram(path); err != nil {
-		return bad(err.Error())
+		return fmt.Errorf("--sandbox-init: %w", err)
 	}
 	if sandbox.Probe() != nil {
 		return nil // jobs will report that the kernel refuses sandboxes
