@@ -128,6 +128,8 @@ type Trigger struct {
 	// Reply sends the job's result back: a Discord reply to the message,
 	// or a message on the WebSocket connection.
 	Reply bool `json:"reply,omitempty" yaml:"reply,omitempty"`
+
+	args *gojq.Code // Args compiled by Check
 }
 
 // Target names what a trigger runs: exactly one of its fields.
@@ -215,10 +217,11 @@ func (t *Trigger) Check() error {
 			errs = append(errs, err)
 		}
 	}
-	add(checkName(t.Name))
+	add(tool.CheckName(t.Name))
 	add(t.checkTarget())
 	if t.Args != "" {
-		_, err := compileArgs(t.Args)
+		var err error
+		t.args, err = compileArgs(t.Args)
 		add(err)
 	}
 	if t.MaxQueued < 0 {
@@ -244,19 +247,6 @@ func (t *Trigger) Check() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("trigger %s: %w", t.Name, err)
-	}
-	return nil
-}
-
-func checkName(name string) error {
-	if name == "" {
-		return errors.New("name is required")
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("name %q: use letters, digits, '-', '_' and '.'", name)
-		}
 	}
 	return nil
 }
@@ -457,9 +447,11 @@ func (t *Trigger) JobArgs(ctx context.Context, event map[string]any) (json.RawMe
 	if t.Args == "" {
 		return json.Marshal(event)
 	}
-	code, err := compileArgs(t.Args)
-	if err != nil {
-		return nil, err
+	if t.args == nil {
+		var err error
+		if t.args, err = compileArgs(t.Args); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
@@ -473,7 +465,7 @@ func (t *Trigger) JobArgs(ctx context.Context, event map[string]any) (json.RawMe
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, err
 	}
-	out, ok := code.RunWithContext(ctx, v).Next()
+	out, ok := t.args.RunWithContext(ctx, v).Next()
 	if !ok {
 		return nil, errors.New("args: the expression gave no value")
 	}
