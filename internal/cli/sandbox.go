@@ -143,6 +143,8 @@ const killGrace = 2 * time.Second
 // if the command does not exit within killGrace.
 func runSandbox(ctx context.Context, spec *sandbox.Spec, stdio Stdio) error {
 	var runner sandbox.Runner
+	// Close waits for the init to exit and its cgroups to go.
+	defer runner.Close()
 	if init := sandbox.SiblingInit(); init != "" && sandbox.CheckInitProgram(init) == nil {
 		runner.InitPath = init // keyhole-sandbox-init installed beside keyhole starts faster
 	}

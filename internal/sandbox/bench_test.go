@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,17 @@ func BenchmarkStartTrue(b *testing.B) {
 			return err
 		})
 	})
+	for _, spares := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("keyhole-api-init-warm-%d", spares), func(b *testing.B) {
+			r := &sandbox.Runner{InitPath: buildSandboxInit(b), Warm: true, Spares: spares}
+			defer r.Close()
+			spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
+			timeRuns(b, func() error {
+				_, err := r.Run(b.Context(), spec)
+				return err
+			})
+		})
+	}
 	b.Run("bwrap", func(b *testing.B) {
 		bwrap, err := exec.LookPath("bwrap")
 		if err != nil {

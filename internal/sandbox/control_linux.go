@@ -16,13 +16,15 @@ import (
 // packet is one JSON message, and broker connections travel as SCM_RIGHTS
 // file descriptors beside a "conn" message.
 const (
-	msgConfig  = "config"  // parent → init: what to build and run
-	msgGo      = "go"      // parent → init: the cgroups are joined, start
-	msgStarted = "started" // init → parent: the command runs
-	msgError   = "error"   // init → parent: setup or exec failed
-	msgDial    = "dial"    // init → parent: give me a broker connection
-	msgConn    = "conn"    // parent → init: here it is (or why not)
-	msgExit    = "exit"    // init → parent: the command ended
+	msgPrepare  = "prepare"  // parent → spare init: build the common part of the root now
+	msgPrepared = "prepared" // spare init → parent: done, waiting for a config
+	msgConfig   = "config"   // parent → init: what to build and run
+	msgGo       = "go"       // parent → init: the cgroups are joined, start
+	msgStarted  = "started"  // init → parent: the command runs
+	msgError    = "error"    // init → parent: setup or exec failed
+	msgDial     = "dial"     // init → parent: give me a broker connection
+	msgConn     = "conn"     // parent → init: here it is (or why not)
+	msgExit     = "exit"     // init → parent: the command ended
 )
 
 // message is one packet on the control channel.
@@ -60,6 +62,10 @@ type initExit struct {
 	Code     int  `json:"code"`
 	Signal   int  `json:"signal,omitempty"`
 	TimedOut bool `json:"timed_out,omitempty"`
+	// CPUNS and MaxRSSKiB are what the command's tree spent, every process
+	// in it reaped: user and system time, and the largest resident set.
+	CPUNS     int64 `json:"cpu_ns"`
+	MaxRSSKiB int64 `json:"max_rss_kib"`
 }
 
 // maxMessage bounds one control packet; a config with thousands of mounts

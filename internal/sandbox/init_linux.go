@@ -34,6 +34,10 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
 // restriction in place, reaps zombies, forwards signals, bridges broker
 // connections and ends the whole tree when the command exits or its time is
 // up.
+//
+// A spare init, started ahead of its job, is first told to prepare: it
+// builds everything of the sandbox that does not depend on the job and
+// waits. The job's configuration then only adds the job's own mounts.
 func InitMain() int {
 	debug.SetGCPercent(initGCPercent)
 	// Whatever keyhole's caller left open without close-on-exec must not
@@ -48,26 +52,49 @@ func InitMain() int {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
 		return 125
 	}
+	in := &initProcess{ctl: ctl, conns: make(chan int, 1)}
 	m, fds, err := ctl.recv()
+	if err == nil && m.Type == msgPrepare {
+		closeFDs(fds)
+		if err := in.prepare(NetNone); err != nil {
+			in.fail(err)
+			return 125
+		}
+		if err := ctl.send(&message{Type: msgPrepared}); err != nil {
+			return 125
+		}
+		m, fds, err = ctl.recv()
+	}
 	if err != nil || m.Type != msgConfig || m.Config == nil {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox init: no configuration: %v\n", err)
 		return 125
 	}
-	if err := takeStdio(m.Config, fds); err != nil {
-		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
+	in.cfg = m.Config
+	if err := takeStdio(in.cfg, fds); err != nil {
+		in.fail(err)
 		return 125
 	}
-	in := &initProcess{cfg: m.Config, ctl: ctl, conns: make(chan int, 1)}
-	if err := in.start(); err != nil {
-		kind := kindSetup
-		var le *launchError
-		if errors.As(err, &le) {
-			kind = le.kind
+	if !in.prepared {
+		if err := in.prepare(in.cfg.Net); err != nil {
+			in.fail(err)
+			return 125
 		}
-		ctl.send(&message{Type: msgError, Error: err.Error(), Kind: kind})
+	}
+	if err := in.start(); err != nil {
+		in.fail(err)
 		return 125
 	}
 	return in.supervise()
+}
+
+// fail reports a setup failure to the parent.
+func (in *initProcess) fail(err error) {
+	kind := kindSetup
+	var le *launchError
+	if errors.As(err, &le) {
+		kind = le.kind
+	}
+	in.ctl.send(&message{Type: msgError, Error: err.Error(), Kind: kind})
 }
 
 // markInheritedCloexec sets close-on-exec on every descriptor above the
@@ -118,14 +145,18 @@ type initProcess struct {
 	sigs     chan os.Signal
 	pid      int
 	timedOut atomic.Bool
+	prepared bool // the common part of the sandbox is built
 }
 
 // forwarded are the signals the init passes on to the command.
 var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT,
 	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM}
 
-// start builds the sandbox and starts the command.
-func (in *initProcess) start() error {
+// prepare builds what every sandbox with network mode net has in common:
+// the root with the system folders, /etc, /proc and /dev, pivoted into with
+// the host's tree kept aside for the job's own mounts, loopback, and the
+// signals to forward.
+func (in *initProcess) prepare(net NetMode) error {
 	unix.Umask(0o022)
 	// Not dumpable: the command, though it shares the init's user, cannot
 	// read the init's memory or descriptors through /proc/1.
@@ -135,10 +166,26 @@ func (in *initProcess) start() error {
 	if err := unix.Sethostname([]byte(hostname)); err != nil {
 		return fmt.Errorf("set host name: %w", err)
 	}
-	if err := buildRoot(in.cfg); err != nil {
+	if err := buildCommonRoot(net); err != nil {
 		return err
 	}
-	if err := in.setupNetwork(); err != nil {
+	if net != NetHost {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	in.sigs = make(chan os.Signal, 32)
+	signal.Notify(in.sigs, forwarded...)
+	in.prepared = true
+	return nil
+}
+
+// start adds the job's mounts and starts the command.
+func (in *initProcess) start() error {
+	if err := finishRoot(in.cfg); err != nil {
+		return err
+	}
+	if err := in.listenBroker(); err != nil {
 		return err
 	}
 	env := in.cfg.Env
@@ -155,8 +202,6 @@ func (in *initProcess) start() error {
 	if m.Type != msgGo {
 		return fmt.Errorf("wait for cgroups: unexpected %q message", m.Type)
 	}
-	in.sigs = make(chan os.Signal, 32)
-	signal.Notify(in.sigs, forwarded...)
 	pid, err := launch(in.cfg, env)
 	if err != nil {
 		return err
@@ -211,9 +256,63 @@ func (in *initProcess) supervise() int {
 		}
 	}
 	killTree()
+	reapAll()
 	exit.TimedOut = in.timedOut.Load()
+	exit.CPUNS, exit.MaxRSSKiB = childUsage()
+	// The tree is gone; with the init's own copies of the standard streams
+	// closed, the parent reads the command's output to its end without
+	// waiting for the init to exit.
+	releaseStdio()
 	in.ctl.send(&message{Type: msgExit, Exit: &exit})
 	return 0
+}
+
+// reapAll waits until every process in the sandbox has been reaped. A
+// process forked as the tree was being killed is killed on the next round.
+func reapAll() {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				killTree()
+			}
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(-1, &ws, 0, nil)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// childUsage is the CPU time and the largest resident set of the reaped
+// tree.
+func childUsage() (cpuNS, maxRSSKiB int64) {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_CHILDREN, &ru) != nil {
+		return 0, 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano(), ru.Maxrss
+}
+
+// releaseStdio points the init's standard streams at /dev/null.
+func releaseStdio() {
+	fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	for i := range 3 {
+		unix.Dup3(fd, i, 0)
+	}
+	unix.Close(fd)
 }
 
 // reap waits for children, orphans included, until the command exits, and
@@ -263,15 +362,9 @@ func (in *initProcess) readControl(parentGone chan<- struct{}) {
 	}
 }
 
-// setupNetwork brings up loopback in a private network namespace and, for
-// the broker mode, opens the listener the command reaches the broker on.
-func (in *initProcess) setupNetwork() error {
-	if in.cfg.Net == NetHost {
-		return nil
-	}
-	if err := loopbackUp(); err != nil {
-		return err
-	}
+// listenBroker opens, for the broker mode, the listener the command reaches
+// the broker on.
+func (in *initProcess) listenBroker() error {
 	if in.cfg.Net != NetBroker {
 		return nil
 	}

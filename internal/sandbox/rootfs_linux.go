@@ -36,15 +36,35 @@ var (
 // devNodes are the host device nodes bound into the sandbox's /dev.
 var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
-// buildRoot assembles the sandbox's file system under newRoot, pivots into
-// it and leaves the init in /work.
-func buildRoot(cfg *initConfig) error {
-	steps := []func(*initConfig) error{
-		openSources, prepareRoot, bindSystem, writeEtc, mountProc, mountDev,
-		mountScratch, mountUser, pivot,
+// hostRoot is where the host's tree stays inside the sandbox's root from
+// the pivot until the job's own mounts are made; it is gone before the
+// command starts.
+const hostRoot = "/.host"
+
+// buildCommonRoot assembles under newRoot what every sandbox with network
+// mode net has, and pivots into it with the host's tree kept at hostRoot.
+func buildCommonRoot(net NetMode) error {
+	steps := []func(NetMode) error{
+		prepareRoot, bindSystem, writeEtc, mountProc, mountDev, pivot,
+	}
+	for _, step := range steps {
+		if err := step(net); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishRoot adds what is the job's own to a root buildCommonRoot built:
+// the size-capped /tmp and /dev/shm, the job folder at /work and the
+// caller's mounts. It then lets go of the host's tree, makes the root
+// read-only and leaves the init in /work.
+func finishRoot(cfg *initConfig) error {
+	if err := openSources(cfg); err != nil {
+		return err
 	}
 	defer func() { closeFDs(cfg.sourceFDs) }()
-	for _, step := range steps {
+	for _, step := range []func(*initConfig) error{mountShm, mountScratch, mountUser, dropHost} {
 		if err := step(cfg); err != nil {
 			return err
 		}
@@ -52,47 +72,69 @@ func buildRoot(cfg *initConfig) error {
 	return nil
 }
 
-// openSources opens the job folder and the mount sources before the root
-// tmpfs at newRoot can shadow them, and points the config at the open
-// descriptors. buildRoot closes them once everything is mounted, so the
-// init holds no handle on the host's tree while the command runs.
+// openSources opens the job folder and the mount sources as the host sees
+// them and points the config at the open descriptors. finishRoot closes
+// them once everything is mounted, so the init holds no handle on the
+// host's tree while the command runs.
 func openSources(cfg *initConfig) error {
-	open := func(p string) (string, error) {
-		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	host, err := unix.Open(hostRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open the host's tree: %w", err)
+	}
+	defer unix.Close(host)
+	open := func(p string, wantDir bool) (string, error) {
+		fd, err := openHostPath(host, p)
 		if err != nil {
 			return "", fmt.Errorf("open %s: %w", p, err)
 		}
 		cfg.sourceFDs = append(cfg.sourceFDs, fd)
+		var st unix.Stat_t
+		if wantDir && (unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR) {
+			return "", fmt.Errorf("job folder %s is not a directory", p)
+		}
 		return fmt.Sprintf("/proc/self/fd/%d", fd), nil
 	}
-	var err error
 	if cfg.Dir != "" {
-		fi, err := os.Stat(cfg.Dir)
-		if err != nil || !fi.IsDir() {
-			return fmt.Errorf("job folder %s is not a directory", cfg.Dir)
-		}
-		if cfg.Dir, err = open(cfg.Dir); err != nil {
+		if cfg.Dir, err = open(cfg.Dir, true); err != nil {
 			return err
 		}
 	}
 	for i := range cfg.Mounts {
-		if cfg.Mounts[i].Source, err = open(cfg.Mounts[i].Source); err != nil {
+		if cfg.Mounts[i].Source, err = open(cfg.Mounts[i].Source, false); err != nil {
 			return fmt.Errorf("mount source: %w", err)
 		}
 	}
 	return nil
 }
 
+// openHostPath opens the absolute path p as the host sees it: symbolic
+// links resolve against the host's root and ".." cannot climb out of it.
+func openHostPath(host int, p string) (int, error) {
+	rel := strings.TrimLeft(p, "/")
+	if rel == "" {
+		rel = "."
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(host, rel, &how)
+	if errors.Is(err, unix.ENOSYS) {
+		// Before Linux 5.6 an absolute symbolic link in p resolves inside
+		// the sandbox's root instead, and so is not found.
+		return unix.Open(hostRoot+"/"+rel, unix.O_PATH|unix.O_CLOEXEC, 0)
+	}
+	return fd, err
+}
+
 // prepareRoot cuts propagation to the host and mounts the tmpfs that
 // becomes the sandbox's root.
-func prepareRoot(*initConfig) error {
+func prepareRoot(NetMode) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	return mountTmpfs(newRoot, "mode=0755,size=1m", unix.MS_NOSUID|unix.MS_NODEV)
 }
 
-func bindSystem(*initConfig) error {
+func bindSystem(NetMode) error {
 	for _, dir := range systemDirs {
 		fi, err := os.Lstat(dir)
 		switch {
@@ -114,7 +156,7 @@ func bindSystem(*initConfig) error {
 }
 
 // writeEtc writes the sandbox's own /etc: one user, localhost only.
-func writeEtc(cfg *initConfig) error {
+func writeEtc(net NetMode) error {
 	files := map[string]string{
 		"passwd": fmt.Sprintf("%s:x:%d:%d:keyhole sandbox:%s:/bin/sh\n",
 			UserName, UserID, GroupID, WorkDir),
@@ -132,7 +174,7 @@ func writeEtc(cfg *initConfig) error {
 		}
 	}
 	binds := etcBinds
-	if cfg.Net == NetHost {
+	if net == NetHost {
 		binds = append(slices.Clip(binds), "/etc/resolv.conf")
 	}
 	for _, p := range binds {
@@ -159,7 +201,7 @@ func bindIfExists(p string) error {
 
 // mountProc mounts a fresh /proc for the sandbox's PID namespace and
 // shields the files that reach into the kernel.
-func mountProc(*initConfig) error {
+func mountProc(NetMode) error {
 	dst := inRoot("/proc")
 	if err := os.Mkdir(dst, 0o555); err != nil {
 		return fmt.Errorf("create /proc: %w", err)
@@ -189,9 +231,9 @@ func mountProc(*initConfig) error {
 	return nil
 }
 
-// mountDev builds a /dev with only the harmless nodes, a private devpts and
-// a size-capped /dev/shm.
-func mountDev(cfg *initConfig) error {
+// mountDev builds a /dev with only the harmless nodes and a private devpts;
+// mountShm adds /dev/shm.
+func mountDev(NetMode) error {
 	dev := inRoot("/dev")
 	if err := os.Mkdir(dev, 0o755); err != nil {
 		return fmt.Errorf("create /dev: %w", err)
@@ -209,13 +251,8 @@ func mountDev(cfg *initConfig) error {
 	if err := mountDevPts(dev); err != nil {
 		return err
 	}
-	shm := filepath.Join(dev, "shm")
-	if err := os.Mkdir(shm, 0o1777); err != nil {
+	if err := os.Mkdir(filepath.Join(dev, "shm"), 0o1777); err != nil {
 		return fmt.Errorf("create /dev/shm: %w", err)
-	}
-	opts := fmt.Sprintf("mode=1777,size=%d", cfg.TmpSize)
-	if err := mountTmpfs(shm, opts, uintptr(unix.MS_NOSUID|unix.MS_NODEV)); err != nil {
-		return err
 	}
 	links := [][2]string{{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"},
 		{"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
@@ -241,25 +278,30 @@ func mountDevPts(dev string) error {
 	return nil
 }
 
+// mountShm mounts the size-capped /dev/shm.
+func mountShm(cfg *initConfig) error {
+	opts := fmt.Sprintf("mode=1777,size=%d", cfg.TmpSize)
+	return mountTmpfs("/dev/shm", opts, uintptr(unix.MS_NOSUID|unix.MS_NODEV))
+}
+
 // mountScratch mounts the size-capped /tmp and the job folder at /work.
 func mountScratch(cfg *initConfig) error {
 	opts := fmt.Sprintf("mode=1777,size=%d", cfg.TmpSize)
 	nodev := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
-	if err := os.Mkdir(inRoot(TmpDir), 0o1777); err != nil {
+	if err := os.Mkdir(TmpDir, 0o1777); err != nil {
 		return fmt.Errorf("create /tmp: %w", err)
 	}
-	if err := mountTmpfs(inRoot(TmpDir), opts, nodev); err != nil {
+	if err := mountTmpfs(TmpDir, opts, nodev); err != nil {
 		return err
 	}
-	work := inRoot(WorkDir)
-	if err := os.Mkdir(work, 0o755); err != nil {
+	if err := os.Mkdir(WorkDir, 0o755); err != nil {
 		return fmt.Errorf("create /work: %w", err)
 	}
 	if cfg.Dir == "" {
 		opts := fmt.Sprintf("mode=0755,uid=%d,gid=%d,size=%d", UserID, GroupID, cfg.TmpSize)
-		return mountTmpfs(work, opts, nodev)
+		return mountTmpfs(WorkDir, opts, nodev)
 	}
-	return bind(cfg.Dir, work, true, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	return bind(cfg.Dir, WorkDir, true, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
 }
 
 // mountUser binds the caller's extra mounts, parents before children.
@@ -273,11 +315,11 @@ func mountUser(cfg *initConfig) error {
 		if err != nil {
 			return fmt.Errorf("mount source %s: %w", m.Source, err)
 		}
-		if err := makeMountPoint(inRoot(m.Target), fi.IsDir()); err != nil {
+		if err := makeMountPoint(m.Target, fi.IsDir()); err != nil {
 			return err
 		}
 		attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
-		if err := bind(m.Source, inRoot(m.Target), m.Writable, attr); err != nil {
+		if err := bind(m.Source, m.Target, m.Writable, attr); err != nil {
 			return err
 		}
 	}
@@ -301,17 +343,33 @@ func makeMountPoint(p string, dir bool) error {
 	return f.Close()
 }
 
-// pivot makes newRoot the root, drops the host's tree and makes the root
-// itself read-only; /tmp, /work and /dev stay writable mounts of their own.
-func pivot(*initConfig) error {
+// pivot makes newRoot the root, with the host's tree at hostRoot until
+// dropHost.
+func pivot(NetMode) error {
+	if err := os.Mkdir(inRoot(hostRoot), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", hostRoot, err)
+	}
 	if err := unix.Chdir(newRoot); err != nil {
 		return fmt.Errorf("enter new root: %w", err)
 	}
-	if err := unix.PivotRoot(".", "."); err != nil {
+	if err := unix.PivotRoot(".", "."+hostRoot); err != nil {
 		return fmt.Errorf("pivot root: %w", err)
 	}
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("enter new root: %w", err)
+	}
+	return nil
+}
+
+// dropHost detaches the host's tree, makes the root itself read-only
+// (/tmp, /work and /dev stay writable mounts of their own) and enters
+// /work.
+func dropHost(*initConfig) error {
+	if err := unix.Unmount(hostRoot, unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach host root: %w", err)
+	}
+	if err := unix.Rmdir(hostRoot); err != nil {
+		return fmt.Errorf("remove %s: %w", hostRoot, err)
 	}
 	flags := uintptr(unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY |
 		unix.MS_NOSUID | unix.MS_NODEV)

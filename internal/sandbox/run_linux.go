@@ -41,16 +41,20 @@ type Runner struct {
 	SpareIdle time.Duration
 
 	mu       sync.Mutex
-	spares   []*Sandbox // inits started ahead, waiting for a job, oldest first
-	spawning int        // spares being started
+	spares   []*Sandbox    // inits started ahead, waiting for a job, oldest first
+	spawning int           // spares being started
+	changed  chan struct{} // closed when a spare finishes starting
 	closed   bool
 
-	spawns sync.WaitGroup // goroutines starting spares
+	spawns   sync.WaitGroup // goroutines starting spares
+	cleanups sync.WaitGroup // sandboxes whose init is still exiting
 }
 
-// Run runs spec in a sandbox with a zero Runner and waits for it to end.
+// Run runs spec in a sandbox with a zero Runner and waits for it to end
+// and for its init to have exited.
 func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	var r Runner
+	defer r.Close()
 	return r.Run(ctx, spec)
 }
 
@@ -77,10 +81,12 @@ type Sandbox struct {
 	log          *slog.Logger
 	started      time.Time
 	port         int
-	done         chan struct{}  // closed when the init has exited
-	ctlDone      chan struct{}  // closed when the control loop has returned
-	copies       sync.WaitGroup // output copies of a warm start
-	idle         *time.Timer    // ends a spare left unused; nil otherwise
+	done         chan struct{}   // closed when the init has exited
+	exited       chan struct{}   // closed when the init reports the tree gone
+	ctlDone      chan struct{}   // closed when the control loop has returned
+	copies       sync.WaitGroup  // copies between the command's pipes and the spec's streams
+	cleanups     *sync.WaitGroup // the runner's: counts inits still exiting
+	idle         *time.Timer     // ends a spare left unused; nil otherwise
 	waitOnce     sync.Once
 	result       *Result
 	waitErr      error
@@ -110,7 +116,7 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 	if r.Warm && spec.Net != NetHost {
 		defer r.refill()
-		if sb := r.takeSpare(); sb != nil {
+		if sb := r.takeSpare(ctx); sb != nil {
 			started, err := sb.startWarm(ctx, spec)
 			if !errors.Is(err, errSpareUnfit) {
 				return started, err
@@ -121,6 +127,7 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		}
 	}
 	sb := r.newSandbox(spec)
+	sb.started = time.Now()
 	// A v2 cgroup is entered at clone time, so it must exist first; v1
 	// cgroups are made while the init starts up.
 	if r.cgroupsAtClone() {
@@ -141,8 +148,8 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 
 func (r *Runner) newSandbox(spec *Spec) *Sandbox {
 	return &Sandbox{spec: spec, limits: spec.Limits.withDefaults(), log: r.logger(),
-		done: make(chan struct{}), ctlDone: make(chan struct{}),
-		cgroupParent: r.CgroupParent}
+		done: make(chan struct{}), exited: make(chan struct{}), ctlDone: make(chan struct{}),
+		cgroupParent: r.CgroupParent, cleanups: &r.cleanups}
 }
 
 // cgroupsAtClone reports whether sandboxes enter a v2 cgroup at clone time.
@@ -173,15 +180,18 @@ func (sb *Sandbox) startInit(ctx context.Context, initPath string) error {
 		return err
 	}
 	sb.ctl = ctl
-	sb.cmd = sb.initCommand(initPath, child)
-	cgFile, err := sb.attachCgroupAtClone()
+	stdio, err := sb.openStdio()
 	if err != nil {
 		child.Close()
 		return err
 	}
-	sb.started = time.Now()
-	err = sb.cmd.Start()
+	sb.cmd = sb.initCommand(initPath, child, stdio)
+	cgFile, err := sb.attachCgroupAtClone()
+	if err == nil {
+		err = sb.cmd.Start()
+	}
 	child.Close()
+	closeFiles(stdio)
 	if cgFile != nil {
 		cgFile.Close()
 	}
@@ -200,15 +210,17 @@ func (sb *Sandbox) startInit(ctx context.Context, initPath string) error {
 	return nil
 }
 
-func (sb *Sandbox) initCommand(initPath string, child *os.File) *exec.Cmd {
+// initCommand is the init's command; stdio, when not nil, are the files
+// that become its standard streams, and a spare's otherwise.
+func (sb *Sandbox) initCommand(initPath string, child *os.File, stdio []*os.File) *exec.Cmd {
 	cmd := &exec.Cmd{
 		Path:       initPath,
 		Args:       []string{initArg0},
 		Env:        initEnv,
-		Stdin:      sb.spec.Stdin,
-		Stdout:     sb.spec.Stdout,
-		Stderr:     sb.spec.Stderr,
 		ExtraFiles: []*os.File{child},
+	}
+	if stdio != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	}
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
 		unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)

@@ -21,16 +21,26 @@ func (sb *Sandbox) Wait() (*Result, error) {
 	return sb.result, sb.waitErr
 }
 
+// wait returns once the init reports the tree gone and its output read,
+// or once the init has exited. An init that reported is left to exit, and
+// its cgroups to be removed, in the background; Runner.Close waits for that.
 func (sb *Sandbox) wait() (*Result, error) {
-	<-sb.done
+	select {
+	case <-sb.done:
+		// Its last report may still be on the way.
+		<-sb.ctlDone
+	case <-sb.exited:
+	}
 	wall := time.Since(sb.started)
 	sb.copies.Wait()
-	<-sb.ctlDone
-	sb.ctl.close()
 	res := sb.buildResult(wall)
-	if err := sb.cg.remove(); err != nil {
-		sb.log.Warn("sandbox: cleanup", "error", err)
-	}
+	sb.cleanups.Add(1)
+	go func() {
+		defer sb.cleanups.Done()
+		<-sb.done
+		<-sb.ctlDone
+		sb.cleanup()
+	}()
 	sb.log.Debug("sandbox: ended", "status", res.Status(), "killed", string(res.Killed),
 		"wall", res.Wall, "cpu", res.CPU, "peak_memory", res.PeakMemory)
 	return res, nil
@@ -50,8 +60,12 @@ func (sb *Sandbox) serveControl() {
 			sb.answerDial()
 		case msgExit:
 			sb.mu.Lock()
+			first := sb.exit == nil
 			sb.exit = m.Exit
 			sb.mu.Unlock()
+			if first && m.Exit != nil {
+				close(sb.exited)
+			}
 		}
 	}
 }
@@ -98,16 +112,18 @@ func (sb *Sandbox) watch(ctx context.Context) {
 // buildResult puts together how the command ended and what it spent.
 func (sb *Sandbox) buildResult(wall time.Duration) *Result {
 	res := &Result{Wall: wall, ExitCode: -1, Signal: syscall.SIGKILL}
-	if ru, ok := sb.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	sb.mu.Lock()
+	killed, exit := sb.killed, sb.exit
+	sb.mu.Unlock()
+	if exit != nil {
+		res.CPU, res.PeakMemory = time.Duration(exit.CPUNS), exit.MaxRSSKiB<<10
+	} else if ru, ok := sb.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		res.PeakMemory = ru.Maxrss << 10
 	}
 	if peak := sb.cg.peakMemory(); peak > 0 {
 		res.PeakMemory = peak
 	}
-	sb.mu.Lock()
-	killed, exit := sb.killed, sb.exit
-	sb.mu.Unlock()
 	if exit != nil {
 		res.ExitCode, res.Signal = exit.Code, syscall.Signal(exit.Signal)
 	}

@@ -12,13 +12,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// takeSpare returns the oldest live init started ahead, if there is one.
-func (r *Runner) takeSpare() *Sandbox {
+// takeSpare returns the oldest live init started ahead. With none ready
+// but one starting, it waits for that one, which is further along than a
+// fresh init would be; with none starting, it returns nil.
+func (r *Runner) takeSpare(ctx context.Context) *Sandbox {
 	for {
 		r.mu.Lock()
 		if len(r.spares) == 0 {
+			if r.spawning == 0 || r.closed {
+				r.mu.Unlock()
+				return nil
+			}
+			changed := r.sparesChanged()
 			r.mu.Unlock()
-			return nil
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
 		}
 		sb := r.spares[0]
 		r.spares = r.spares[1:]
@@ -30,6 +42,28 @@ func (r *Runner) takeSpare() *Sandbox {
 		default:
 			return sb
 		}
+	}
+}
+
+// sparesChanged returns a channel closed when a spare is next added or
+// fails to start. r.mu must be held.
+func (r *Runner) sparesChanged() chan struct{} {
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
+}
+
+// spawned records that a spare finished starting, as sb or not at all, and
+// wakes those waiting for one. r.mu must be held.
+func (r *Runner) spawned(sb *Sandbox) {
+	r.spawning--
+	if sb != nil {
+		r.spares = append(r.spares, sb)
+	}
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
 	}
 }
 
@@ -53,17 +87,18 @@ func (r *Runner) addSpare() {
 	sb, err := r.spawnSpare()
 	if err != nil {
 		r.mu.Lock()
-		r.spawning--
+		r.spawned(nil)
 		r.mu.Unlock()
 		r.logger().Warn("sandbox: start a spare init", "error", err)
 		return
 	}
 	r.mu.Lock()
-	r.spawning--
 	kept := !r.closed
 	if kept {
-		r.spares = append(r.spares, sb)
+		r.spawned(sb)
 		sb.idle = time.AfterFunc(r.spareIdle(), func() { r.expire(sb) })
+	} else {
+		r.spawned(nil)
 	}
 	r.mu.Unlock()
 	if !kept {
@@ -94,8 +129,9 @@ func (r *Runner) spareIdle() time.Duration {
 }
 
 // Close ends the inits a Warm runner keeps ahead, waiting for those still
-// starting, so that none outlives it with its cgroups left behind.
-// Sandboxes already started are not affected.
+// starting, and waits for the inits of ended sandboxes to exit, so that
+// none outlives it with its cgroups left behind. Sandboxes still running
+// are not affected.
 func (r *Runner) Close() error {
 	r.mu.Lock()
 	spares := r.spares
@@ -106,6 +142,7 @@ func (r *Runner) Close() error {
 		sb.discard()
 	}
 	r.spawns.Wait()
+	r.cleanups.Wait()
 	return nil
 }
 
@@ -126,7 +163,7 @@ func (r *Runner) spawnSpare() (*Sandbox, error) {
 		return nil, err
 	}
 	sb.ctl = ctl
-	sb.cmd = sb.initCommand(r.initPath(), child)
+	sb.cmd = sb.initCommand(r.initPath(), child, nil)
 	cgFile, err := sb.attachCgroupAtClone()
 	if err == nil {
 		err = sb.cmd.Start()
@@ -143,11 +180,43 @@ func (r *Runner) spawnSpare() (*Sandbox, error) {
 		sb.cmd.Wait()
 		close(sb.done)
 	}()
-	if err := sb.joinCgroups(); err != nil {
+	err = sb.ctl.send(&message{Type: msgPrepare})
+	if err == nil {
+		err = sb.joinCgroups()
+	}
+	if err == nil {
+		err = sb.awaitPrepared()
+	}
+	if err != nil {
 		sb.discard()
 		return nil, err
 	}
 	return sb, nil
+}
+
+// awaitPrepared waits, for at most setupTimeout, for a spare init to have
+// built the common part of its sandbox.
+func (sb *Sandbox) awaitPrepared() error {
+	got := make(chan error, 1)
+	go func() {
+		m, fds, err := sb.ctl.recv()
+		closeFDs(fds)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("sandbox: the spare init exited while preparing (%v)", err)
+		case m.Type == msgError:
+			err = &StartError{Kind: startKind(m.Kind), Message: m.Error}
+		case m.Type != msgPrepared:
+			err = fmt.Errorf("sandbox: unexpected %q message from a spare init", m.Type)
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		return err
+	case <-time.After(setupTimeout):
+		return errors.New("sandbox: the spare init did not prepare in time")
+	}
 }
 
 // joinCgroups creates and joins v1 cgroups for an init already running.
@@ -189,9 +258,7 @@ func (sb *Sandbox) startWarm(ctx context.Context, spec *Spec) (*Sandbox, error) 
 		cfg.Stdio = true
 		err = sb.ctl.send(&message{Type: msgConfig, Config: cfg},
 			int(child[0].Fd()), int(child[1].Fd()), int(child[2].Fd()))
-		for _, f := range child {
-			f.Close()
-		}
+		closeFiles(child)
 	}
 	if err == nil {
 		sb.ctl.send(&message{Type: msgGo})
@@ -272,6 +339,12 @@ func (sb *Sandbox) outputFile(w io.Writer) (*os.File, error) {
 		pr.Close()
 	}()
 	return pw, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 func openNull(flag int) (*os.File, error) {
