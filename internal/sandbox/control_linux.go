@@ -25,6 +25,10 @@ const (
 	msgDial     = "dial"     // init → parent: give me a broker connection
 	msgConn     = "conn"     // parent → init: here it is (or why not)
 	msgExit     = "exit"     // init → parent: the command ended
+
+	msgSpawn   = "spawn"   // parent → zygote: start an init
+	msgSpawned = "spawned" // zygote → parent: started (or msgError)
+	msgReaped  = "reaped"  // zygote → parent: an init it started has exited
 )
 
 // message is one packet on the control channel.
@@ -35,6 +39,11 @@ type message struct {
 	Error  string      `json:"error,omitempty"`
 	Kind   string      `json:"kind,omitempty"`
 	Exit   *initExit   `json:"exit,omitempty"`
+
+	Spawn  *spawnRequest `json:"spawn,omitempty"`
+	Pid    int           `json:"pid,omitempty"`
+	Errno  int           `json:"errno,omitempty"`
+	Reaped *reapedInit   `json:"reaped,omitempty"`
 }
 
 // initConfig is what the parent tells the init to build.
@@ -152,9 +161,9 @@ func (c *channel) recv() (*message, []int, error) {
 	return m, fds, nil
 }
 
-// maxRights is the most descriptors one message carries: stdin, stdout and
-// stderr with a configuration.
-const maxRights = 3
+// maxRights is the most descriptors one message carries: a spawn request's
+// control socket, standard streams and cgroup.
+const maxRights = 5
 
 // nextSize waits for the next packet and returns its length, so that recv
 // allocates no more than it needs: the init's memory is part of the limit.

@@ -6,3 +6,13 @@ func (r *Runner) SparesReady() int {
 	defer r.mu.Unlock()
 	return len(r.spares)
 }
+
+// ZygotePid is the pid of the runner's zygote, 0 when it has none.
+func (r *Runner) ZygotePid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.zyg == nil {
+		return 0
+	}
+	return r.zyg.cmd.Process.Pid
+}

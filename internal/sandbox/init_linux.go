@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,15 +20,21 @@ import (
 // initArg0 is the argv[0] that marks the keyhole binary as a sandbox's init.
 const initArg0 = "keyhole-sandbox-init"
 
+// initName is the init's process name, NUL-terminated.
+var initName = []byte("keyhole-init\x00")
+
 // controlFD is the descriptor the init inherits its control channel on.
 const controlFD = 3
 
 // hostname is the sandbox's host name.
 const hostname = "sandbox"
 
-// IsInit reports whether this process was started as a sandbox's init. The
-// keyhole binary checks it first thing in main and then calls InitMain.
-func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
+// IsInit reports whether this process was started as a sandbox's init, or
+// as the zygote that starts inits. The keyhole binary checks it first thing
+// in main and then calls InitMain.
+func IsInit() bool {
+	return len(os.Args) > 0 && (os.Args[0] == initArg0 || os.Args[0] == zygoteArg0)
+}
 
 // InitMain runs the sandbox's PID 1 and returns the process exit status. It
 // builds the sandbox's file system, starts the command with every
@@ -39,6 +46,11 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
 // builds everything of the sandbox that does not depend on the job and
 // waits. The job's configuration then only adds the job's own mounts.
 func InitMain() int {
+	if os.Args[0] == zygoteArg0 {
+		return zygoteMain()
+	}
+	// Started as /proc/self/exe by a zygote, it would show as "exe".
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&initName[0])), 0, 0, 0)
 	debug.SetGCPercent(initGCPercent)
 	// Whatever keyhole's caller left open without close-on-exec must not
 	// reach the command: a handle on a host folder would undo the mount
@@ -63,7 +75,10 @@ func InitMain() int {
 		if err := ctl.send(&message{Type: msgPrepared}); err != nil {
 			return 125
 		}
+		// A spare left waiting gives back the pages its setup touched.
+		trim := time.AfterFunc(spareTrimAfter, trimMemory)
 		m, fds, err = ctl.recv()
+		trim.Stop()
 	}
 	if err != nil || m.Type != msgConfig || m.Config == nil {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox init: no configuration: %v\n", err)
@@ -218,8 +233,11 @@ func (in *initProcess) port() int {
 }
 
 // trimAfter is how long the command runs before the init trims its own
-// memory.
-const trimAfter = 20 * time.Millisecond
+// memory; spareTrimAfter is how long a spare waits for a job before it does.
+const (
+	trimAfter      = 20 * time.Millisecond
+	spareTrimAfter = 100 * time.Millisecond
+)
 
 // supervise waits for the command, then ends the tree and reports.
 func (in *initProcess) supervise() int {

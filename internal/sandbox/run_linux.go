@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,6 +44,7 @@ type Runner struct {
 	changed  chan struct{} // closed when a spare finishes starting
 	closed   bool
 
+	zyg      *zygote        // a Warm runner's; nil until first needed
 	spawns   sync.WaitGroup // goroutines starting spares
 	cleanups sync.WaitGroup // sandboxes whose init is still exiting
 }
@@ -71,7 +70,8 @@ func (r *Runner) Run(ctx context.Context, spec *Spec) (*Result, error) {
 
 // Sandbox is one running sandbox.
 type Sandbox struct {
-	cmd    *exec.Cmd
+	proc   initProc
+	reaped procExit // how the init ended, once done is closed
 	ctl    *channel
 	cg     *cgroup
 	spec   *Spec
@@ -137,7 +137,7 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		}
 		sb.cg = cg
 	}
-	if err := sb.startInit(ctx, r.initPath()); err != nil {
+	if err := sb.startInit(ctx, r.zygote(), r.initPath()); err != nil {
 		sb.cleanup()
 		return nil, err
 	}
@@ -165,6 +165,30 @@ func (r *Runner) logger() *slog.Logger {
 	return r.Logger
 }
 
+// zygote returns a Warm runner's zygote, starting one when there is none
+// or the last has exited; nil, and inits are started directly, when the
+// runner is not Warm or a zygote cannot start.
+func (r *Runner) zygote() *zygote {
+	if !r.Warm {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	if r.zyg != nil && r.zyg.alive() {
+		return r.zyg
+	}
+	z, err := startZygote(r.initPath())
+	if err != nil {
+		r.logger().Warn("sandbox: inits start without a zygote", "error", err)
+		return nil
+	}
+	r.zyg = z
+	return z
+}
+
 func (r *Runner) initPath() string {
 	if r.InitPath == "" {
 		return "/proc/self/exe"
@@ -174,7 +198,7 @@ func (r *Runner) initPath() string {
 
 // startInit starts the init in fresh namespaces, puts it in the cgroups,
 // sends it the configuration and waits until the command runs.
-func (sb *Sandbox) startInit(ctx context.Context, initPath string) error {
+func (sb *Sandbox) startInit(ctx context.Context, z *zygote, initPath string) error {
 	ctl, child, err := socketPair()
 	if err != nil {
 		return err
@@ -185,23 +209,11 @@ func (sb *Sandbox) startInit(ctx context.Context, initPath string) error {
 		child.Close()
 		return err
 	}
-	sb.cmd = sb.initCommand(initPath, child, stdio)
-	cgFile, err := sb.attachCgroupAtClone()
-	if err == nil {
-		err = sb.cmd.Start()
-	}
-	child.Close()
+	err = sb.startProc(z, initPath, child, stdio)
 	closeFiles(stdio)
-	if cgFile != nil {
-		cgFile.Close()
-	}
 	if err != nil {
-		return namespaceError(err)
+		return err
 	}
-	go func() {
-		sb.cmd.Wait()
-		close(sb.done)
-	}()
 	if err := sb.handshake(ctx); err != nil {
 		sb.kill(KilledCancelled)
 		<-sb.done
@@ -210,49 +222,44 @@ func (sb *Sandbox) startInit(ctx context.Context, initPath string) error {
 	return nil
 }
 
-// initCommand is the init's command; stdio, when not nil, are the files
-// that become its standard streams, and a spare's otherwise.
-func (sb *Sandbox) initCommand(initPath string, child *os.File, stdio []*os.File) *exec.Cmd {
-	cmd := &exec.Cmd{
-		Path:       initPath,
-		Args:       []string{initArg0},
-		Env:        initEnv,
-		ExtraFiles: []*os.File{child},
+// startProc starts the init, from the zygote z when there is one, with
+// child as its control socket and stdio (nil for a spare) as its standard
+// streams, and closes child. A v2 cgroup is entered at clone time; v1
+// cgroups are joined once the init runs.
+func (sb *Sandbox) startProc(z *zygote, initPath string, child *os.File, stdio []*os.File) error {
+	defer child.Close()
+	var cgFile *os.File
+	if sb.cg != nil {
+		f, err := sb.cg.open()
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cgFile = f
 	}
-	if stdio != nil {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	netHost := sb.spec.Net == NetHost
+	proc, err := initProc(nil), errZygoteGone
+	if z != nil {
+		var zp *zygoteProc
+		if zp, err = z.spawn(netHost, child, stdio, cgFile); err == nil {
+			proc = zp
+		}
 	}
-	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
-		unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
-	if sb.spec.Net != NetHost {
-		flags |= unix.CLONE_NEWNET
+	if errors.Is(err, errZygoteGone) {
+		cmd := initCmd(initPath, netHost, child, stdio, cgFile)
+		if err = cmd.Start(); err == nil {
+			proc = cmdProc{cmd}
+		}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  flags,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: UserID, HostID: os.Getuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: GroupID, HostID: os.Getgid(), Size: 1}},
-		// The init runs as the unprivileged sandbox user; these ambient
-		// capabilities, valid only inside its own user namespace, let it
-		// mount the sandbox's file system and bring up loopback.
-		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP},
-		Setsid:      true,
-	}
-	return cmd
-}
-
-// attachCgroupAtClone arranges for a v2 cgroup to be entered at clone time;
-// v1 cgroups are joined in handshake instead.
-func (sb *Sandbox) attachCgroupAtClone() (*os.File, error) {
-	if sb.cg == nil {
-		return nil, nil
-	}
-	f, err := sb.cg.open()
 	if err != nil {
-		return nil, err
+		return namespaceError(err)
 	}
-	sb.cmd.SysProcAttr.UseCgroupFD = true
-	sb.cmd.SysProcAttr.CgroupFD = int(f.Fd())
-	return f, nil
+	sb.proc = proc
+	go func() {
+		sb.reaped = proc.Wait()
+		close(sb.done)
+	}()
+	return nil
 }
 
 // setupTimeout bounds how long building a sandbox may take.
@@ -272,7 +279,7 @@ func (sb *Sandbox) handshake(ctx context.Context) error {
 			return err
 		}
 		sb.cg = cg
-		if err := sb.cg.add(sb.cmd.Process.Pid); err != nil {
+		if err := sb.cg.add(sb.proc.Pid()); err != nil {
 			// An init that failed its setup quickly is gone already;
 			// its own report says more than the cgroup's refusal.
 			var se *StartError
@@ -345,11 +352,11 @@ func (sb *Sandbox) BrokerURL() string {
 }
 
 // Pid is the host process id of the sandbox's init.
-func (sb *Sandbox) Pid() int { return sb.cmd.Process.Pid }
+func (sb *Sandbox) Pid() int { return sb.proc.Pid() }
 
 // Signal sends sig to the init, which passes it on to the command.
 func (sb *Sandbox) Signal(sig os.Signal) error {
-	if err := sb.cmd.Process.Signal(sig); err != nil {
+	if err := sb.proc.Signal(sig); err != nil {
 		return fmt.Errorf("sandbox: signal: %w", err)
 	}
 	return nil
@@ -367,7 +374,7 @@ func (sb *Sandbox) kill(reason KillReason) {
 		sb.killed = reason
 	}
 	sb.mu.Unlock()
-	sb.cmd.Process.Kill()
+	sb.proc.Signal(unix.SIGKILL)
 }
 
 // cleanup releases what Start took when it fails.

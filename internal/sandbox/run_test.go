@@ -263,3 +263,36 @@ func waitSpares(t *testing.T, r *sandbox.Runner, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestRunWarmZygoteLost(t *testing.T) {
+	requireSandbox(t)
+	r := &sandbox.Runner{Warm: true}
+	t.Cleanup(func() { r.Close() })
+	var out bytes.Buffer
+	sb, err := r.Start(t.Context(), &sandbox.Spec{Command: []string{"/bin/sh", "-c", "read x; echo got $x"},
+		Stdin: strings.NewReader("it\n"), Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The zygote that started the init dies; the sandbox runs on, and
+	// Wait still learns how it ended.
+	pid := r.ZygotePid()
+	if pid == 0 {
+		t.Fatal("a warm runner started no zygote")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sb.Wait()
+	if err != nil || res.Status() != 0 || out.String() != "got it\n" {
+		t.Fatalf("after the zygote died: %v, %+v, %q", err, res, out.String())
+	}
+	// The next sandbox starts from a new zygote.
+	res, err = r.Run(t.Context(), &sandbox.Spec{Command: []string{"/bin/true"}})
+	if err != nil || res.Status() != 0 {
+		t.Fatalf("after the zygote died: %v, %+v", err, res)
+	}
+	if got := r.ZygotePid(); got == pid || got == 0 {
+		t.Errorf("zygote pid %d after %d died", got, pid)
+	}
+}

@@ -117,9 +117,8 @@ func (sb *Sandbox) buildResult(wall time.Duration) *Result {
 	sb.mu.Unlock()
 	if exit != nil {
 		res.CPU, res.PeakMemory = time.Duration(exit.CPUNS), exit.MaxRSSKiB<<10
-	} else if ru, ok := sb.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		res.PeakMemory = ru.Maxrss << 10
+	} else {
+		res.CPU, res.PeakMemory = sb.reaped.cpu, sb.reaped.maxRSS
 	}
 	if peak := sb.cg.peakMemory(); peak > 0 {
 		res.PeakMemory = peak

@@ -143,6 +143,12 @@ func (r *Runner) Close() error {
 	}
 	r.spawns.Wait()
 	r.cleanups.Wait()
+	r.mu.Lock()
+	z := r.zyg
+	r.mu.Unlock()
+	if z != nil {
+		z.close()
+	}
 	return nil
 }
 
@@ -163,23 +169,10 @@ func (r *Runner) spawnSpare() (*Sandbox, error) {
 		return nil, err
 	}
 	sb.ctl = ctl
-	sb.cmd = sb.initCommand(r.initPath(), child, nil)
-	cgFile, err := sb.attachCgroupAtClone()
-	if err == nil {
-		err = sb.cmd.Start()
-	}
-	child.Close()
-	if cgFile != nil {
-		cgFile.Close()
-	}
-	if err != nil {
+	if err := sb.startProc(r.zygote(), r.initPath(), child, nil); err != nil {
 		sb.cleanup()
-		return nil, namespaceError(err)
+		return nil, err
 	}
-	go func() {
-		sb.cmd.Wait()
-		close(sb.done)
-	}()
 	err = sb.ctl.send(&message{Type: msgPrepare})
 	if err == nil {
 		err = sb.joinCgroups()
@@ -229,12 +222,12 @@ func (sb *Sandbox) joinCgroups() error {
 		return err
 	}
 	sb.cg = cg
-	return sb.cg.add(sb.cmd.Process.Pid)
+	return sb.cg.add(sb.proc.Pid())
 }
 
 // discard ends an init that will not be used and releases its cgroups.
 func (sb *Sandbox) discard() {
-	sb.cmd.Process.Kill()
+	sb.proc.Signal(unix.SIGKILL)
 	<-sb.done
 	sb.cleanup()
 }
