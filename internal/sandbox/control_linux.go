@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"syscall"
@@ -81,9 +80,12 @@ type initExit struct {
 // and variables still fits.
 const maxMessage = 1 << 20
 
-// channel is one end of the control socket pair.
+// channel is one end of the control socket pair. It is a plain descriptor
+// in Go's poller rather than a net.Conn, so that the init links no part of
+// package net and builds as a static program whether or not cgo is on.
 type channel struct {
-	conn *net.UnixConn
+	f  *os.File
+	rc syscall.RawConn
 }
 
 // socketPair returns the parent's channel and the file the init inherits.
@@ -102,18 +104,30 @@ func socketPair() (*channel, *os.File, error) {
 
 // newChannel wraps a SOCK_SEQPACKET descriptor; it takes ownership of fd.
 func newChannel(fd int) (*channel, error) {
-	f := os.NewFile(uintptr(fd), "sandbox-control")
-	c, err := net.FileConn(f)
-	f.Close()
+	f, rc, err := pollable(fd, "sandbox-control")
 	if err != nil {
 		return nil, fmt.Errorf("open control socket: %w", err)
 	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, errors.New("control socket is not a unix socket")
+	return &channel{f: f, rc: rc}, nil
+}
+
+// pollable makes fd close-on-exec and non-blocking, and wraps it in a file
+// whose reads and writes wait in Go's poller; the file owns fd. The init's
+// control channel arrives without close-on-exec, and no descriptor of the
+// init may reach the command.
+func pollable(fd int, name string) (*os.File, syscall.RawConn, error) {
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, nil, err
 	}
-	return &channel{conn: uc}, nil
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, rc, nil
 }
 
 // send writes m, passing the descriptors in fds that are not negative.
@@ -126,7 +140,15 @@ func (c *channel) send(m *message, fds ...int) error {
 	if fds = slices.DeleteFunc(fds, func(fd int) bool { return fd < 0 }); len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	if _, _, err := c.conn.WriteMsgUnix(data, oob, nil); err != nil {
+	var serr error
+	err = c.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), data, oob, nil, 0)
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
 		return fmt.Errorf("send %s message: %w", m.Type, err)
 	}
 	return nil
@@ -140,7 +162,15 @@ func (c *channel) recv() (*message, []int, error) {
 	}
 	buf := make([]byte, max(size, 1))
 	oob := make([]byte, unix.CmsgSpace(maxRights*4))
-	n, oobn, _, _, err := c.conn.ReadMsgUnix(buf, oob)
+	var n, oobn int
+	var rerr error
+	err = c.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -168,13 +198,9 @@ const maxRights = 5
 // nextSize waits for the next packet and returns its length, so that recv
 // allocates no more than it needs: the init's memory is part of the limit.
 func (c *channel) nextSize() (int, error) {
-	raw, err := c.conn.SyscallConn()
-	if err != nil {
-		return 0, fmt.Errorf("read control socket: %w", err)
-	}
 	var size int
 	var rerr error
-	err = raw.Read(func(fd uintptr) bool {
+	err := c.rc.Read(func(fd uintptr) bool {
 		size, _, rerr = unix.Recvfrom(int(fd), nil,
 			unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT)
 		return rerr != unix.EAGAIN
@@ -211,7 +237,7 @@ func parseRights(oob []byte) ([]int, error) {
 	return fds, nil
 }
 
-func (c *channel) close() error { return c.conn.Close() }
+func (c *channel) close() error { return c.f.Close() }
 
 func closeFDs(fds []int) {
 	for _, fd := range fds {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -155,7 +154,8 @@ func takeStdio(cfg *initConfig, fds []int) error {
 type initProcess struct {
 	cfg      *initConfig
 	ctl      *channel
-	listener net.Listener
+	listener *os.File // the broker listener, with NetBroker
+	portNum  int      // the listener's port
 	conns    chan int // broker connections the parent sends
 	sigs     chan os.Signal
 	pid      int
@@ -205,7 +205,7 @@ func (in *initProcess) start() error {
 	}
 	env := in.cfg.Env
 	if in.listener != nil {
-		env = append(env, BrokerURLName+"=http://"+in.listener.Addr().String())
+		env = append(env, BrokerURLName+"=http://127.0.0.1:"+strconv.Itoa(in.portNum))
 	}
 	// The parent joins the cgroups while the init builds the sandbox; the
 	// command may only start once that is done.
@@ -222,14 +222,7 @@ func (in *initProcess) start() error {
 		return err
 	}
 	in.pid = pid
-	return in.ctl.send(&message{Type: msgStarted, Port: in.port()})
-}
-
-func (in *initProcess) port() int {
-	if in.listener == nil {
-		return 0
-	}
-	return in.listener.Addr().(*net.TCPAddr).Port
+	return in.ctl.send(&message{Type: msgStarted, Port: in.portNum})
 }
 
 // trimAfter is how long the command runs before the init trims its own
@@ -386,11 +379,11 @@ func (in *initProcess) listenBroker() error {
 	if in.cfg.Net != NetBroker {
 		return nil
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(in.cfg.BrokerPort))
-	l, err := net.Listen("tcp4", addr)
+	l, port, err := listenLoopback(in.cfg.BrokerPort)
 	if err != nil {
-		return fmt.Errorf("listen for broker connections: %w", err)
+		return fmt.Errorf("listen for broker connections on 127.0.0.1:%d: %w", in.cfg.BrokerPort, err)
 	}
+	in.portNum = port
 	in.listener = l
 	return nil
 }
