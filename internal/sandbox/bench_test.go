@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +15,9 @@ import (
 )
 
 // BenchmarkStartTrue measures start-to-exit of /bin/true under keyhole (the
-// CLI, and the Go API a job runner calls, cold and with a warm init), under
-// bwrap with equivalent flags, and as a plain fork/exec, in one run on one machine. Each reports
-// the median and 99th percentile besides the mean.
+// CLI, and the Go API a job runner calls, cold and Warm), under bwrap with
+// equivalent flags, and as a plain fork/exec, in one run on one machine.
+// Each reports the median and 99th percentile besides the mean.
 func BenchmarkStartTrue(b *testing.B) {
 	requireSandboxB(b)
 	job := b.TempDir()
@@ -27,36 +26,22 @@ func BenchmarkStartTrue(b *testing.B) {
 			return exec.Command(keyholeBin, "sandbox", "exec", "--dir", job, "--", "/bin/true").Run()
 		})
 	})
-	b.Run("keyhole-api", func(b *testing.B) {
-		r := sandbox.Runner{InitPath: keyholeBin}
-		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
-		timeRuns(b, func() error {
-			_, err := r.Run(b.Context(), spec)
-			return err
-		})
-	})
-	b.Run("keyhole-api-warm", func(b *testing.B) {
-		r := &sandbox.Runner{InitPath: keyholeBin, Warm: true}
-		defer r.Close()
-		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
-		timeRuns(b, func() error {
-			_, err := r.Run(b.Context(), spec)
-			return err
-		})
-	})
-	b.Run("keyhole-api-init", func(b *testing.B) {
-		// The init as a program of its own, without keyhole's dependencies
-		// (keyhole server --sandbox-init).
-		r := sandbox.Runner{InitPath: buildSandboxInit(b)}
-		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
-		timeRuns(b, func() error {
-			_, err := r.Run(b.Context(), spec)
-			return err
-		})
-	})
-	for _, spares := range []int{1, 2, 4} {
-		b.Run(fmt.Sprintf("keyhole-api-init-warm-%d", spares), func(b *testing.B) {
-			r := &sandbox.Runner{InitPath: buildSandboxInit(b), Warm: true, Spares: spares}
+	// The runner a job takes, with keyhole's binary or keyhole-sandbox-init
+	// as the init, cold and Warm: a Warm runner clones inits from a zygote
+	// and keeps spares started ahead, 4 as the server does with its
+	// default 4 workers.
+	for _, c := range []struct {
+		name string
+		init string
+		warm bool
+	}{
+		{"keyhole-api", keyholeBin, false},
+		{"keyhole-api-warm", keyholeBin, true},
+		{"keyhole-api-init", sandboxInit(), false},
+		{"keyhole-api-init-warm", sandboxInit(), true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := &sandbox.Runner{InitPath: c.init, Warm: c.warm, Spares: 4}
 			defer r.Close()
 			spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
 			timeRuns(b, func() error {
@@ -129,18 +114,12 @@ func timeRuns(b *testing.B, f func() error) {
 func BenchmarkInitRSS(b *testing.B) {
 	requireSandboxB(b)
 	b.Run("keyhole", func(b *testing.B) { benchInitRSS(b, keyholeBin) })
-	b.Run("keyhole-sandbox-init", func(b *testing.B) { benchInitRSS(b, buildSandboxInit(b)) })
+	b.Run("keyhole-sandbox-init", func(b *testing.B) { benchInitRSS(b, sandboxInit()) })
 }
 
-// buildSandboxInit builds cmd/keyhole-sandbox-init for a benchmark.
-func buildSandboxInit(b *testing.B) string {
-	path := filepath.Join(b.TempDir(), "keyhole-sandbox-init")
-	out, err := exec.Command("go", "build", "-o", path,
-		"github.com/keyhole/keyhole/cmd/keyhole-sandbox-init").CombinedOutput()
-	if err != nil {
-		b.Fatalf("build keyhole-sandbox-init: %v\n%s", err, out)
-	}
-	return path
+// sandboxInit is the keyhole-sandbox-init TestMain built beside keyhole.
+func sandboxInit() string {
+	return filepath.Join(filepath.Dir(keyholeBin), sandbox.InitProgramName)
 }
 
 func benchInitRSS(b *testing.B, init string) {
