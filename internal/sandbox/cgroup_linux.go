@@ -158,11 +158,55 @@ type cgroup struct {
 	dirs map[string]string // controller → directory; v2 uses the key ""
 }
 
-var cgroupSeq atomic.Uint64
+var (
+	cgroupSeq atomic.Uint64
+	sweepOnce sync.Once
+)
+
+// sweepStale removes the empty cgroups that keyhole processes no longer
+// running left behind, killed before they could remove them. Left alone,
+// one named after a pid that is reused would stop that process's first
+// sandbox. A cgroup with a process in it cannot be removed and stays.
+func sweepStale(parent string) {
+	l, err := findCgroups()
+	if err != nil {
+		return
+	}
+	dirs := []string{parent}
+	if parent == "" {
+		dirs = []string{l.v2}
+		for _, d := range l.v1 {
+			dirs = append(dirs, d)
+		}
+	}
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			rest, ok := strings.CutPrefix(e.Name(), "keyhole-")
+			pidText, _, ok2 := strings.Cut(rest, "-")
+			pid, err := strconv.Atoi(pidText)
+			if !ok || !ok2 || err != nil || !e.IsDir() {
+				continue
+			}
+			// This process has made none yet, so one named after its pid
+			// is a dead process's.
+			if pid == os.Getpid() || unix.Kill(pid, 0) == unix.ESRCH {
+				unix.Rmdir(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
 
 // newCgroup creates the cgroups of one sandbox under parent (or under this
 // process's own cgroups when parent is empty) and applies the limits.
 func newCgroup(parent string, l Limits) (*cgroup, error) {
+	sweepOnce.Do(func() { sweepStale(parent) })
 	name := fmt.Sprintf("keyhole-%d-%d", os.Getpid(), cgroupSeq.Add(1))
 	cg, err := createCgroup(parent, name)
 	if err != nil {

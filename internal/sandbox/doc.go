@@ -29,11 +29,17 @@
 // KilledPids, KilledTimeout, KilledCancelled), and its wall time, CPU time
 // and peak memory. Cancelling ctx kills the whole tree. Runner.Start
 // returns a Sandbox whose BrokerURL is what the command sees in
-// KEYHOLE_BROKER_URL. A Runner with Warm set keeps Spares inits started
-// ahead, each in fresh namespaces and its own cgroups, so that a job's
-// start only writes its limits, builds the root and forks the command;
-// spares unused for SpareIdle, and Runner.Close, end them. No init serves
-// more than one sandbox.
+// KEYHOLE_BROKER_URL. Wait returns once the init reports every process in
+// the sandbox reaped; the init's exit and the removal of its cgroups finish
+// in the background, and Runner.Close waits for them.
+//
+// A Runner with Warm set clones its inits from a zygote, a small helper
+// started once, so that cloning into a new user namespace does not copy
+// the caller's page tables each time, and keeps Spares inits started ahead,
+// each in fresh namespaces and its own cgroups with the common part of the
+// root already built, so that a job's start only writes its limits, adds
+// its own mounts and forks the command; spares unused for SpareIdle, and
+// Runner.Close, end them. No init serves more than one sandbox.
 //
 // # Layers
 //

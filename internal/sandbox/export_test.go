@@ -16,3 +16,19 @@ func (r *Runner) ZygotePid() int {
 	}
 	return r.zyg.cmd.Process.Pid
 }
+
+// CgroupDirs are the folders this process's sandboxes' cgroups are made in.
+func CgroupDirs() []string {
+	l, err := findCgroups()
+	if err != nil {
+		return nil
+	}
+	if l.v2 != "" {
+		return []string{l.v2}
+	}
+	var dirs []string
+	for _, d := range l.v1 {
+		dirs = append(dirs, d)
+	}
+	return dirs
+}

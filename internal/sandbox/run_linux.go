@@ -26,9 +26,10 @@ type Runner struct {
 	CgroupParent string
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
-	// Warm keeps inits started ahead, in their namespaces and cgroups, so
-	// that a Start with NetNone or NetBroker only has to build the root
-	// and start the command. Close ends them.
+	// Warm starts inits from a zygote and keeps inits started ahead, in
+	// their namespaces and cgroups with the common part of the root built,
+	// so that a Start with NetNone or NetBroker only has to add the job's
+	// mounts and start the command. Close ends them.
 	Warm bool
 	// Spares is how many inits a Warm runner keeps ahead: as many as
 	// sandboxes start at once. 1 when 0.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -294,5 +296,33 @@ func TestRunWarmZygoteLost(t *testing.T) {
 	}
 	if got := r.ZygotePid(); got == pid || got == 0 {
 		t.Errorf("zygote pid %d after %d died", got, pid)
+	}
+}
+
+func TestStaleCgroupsSwept(t *testing.T) {
+	requireSandbox(t)
+	// A keyhole killed before it removed its cgroups left them behind. The
+	// next keyhole sweeps them: otherwise one whose pid is reused would
+	// find its first cgroup's name taken.
+	dead := exec.Command("/bin/true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	var stale []string
+	for _, dir := range sandbox.CgroupDirs() {
+		p := filepath.Join(dir, fmt.Sprintf("keyhole-%d-1", dead.Process.Pid))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(p) })
+		stale = append(stale, p)
+	}
+	if out, err := exec.Command(keyholeBin, "sandbox", "exec", "--", "/bin/true").CombinedOutput(); err != nil {
+		t.Fatalf("keyhole sandbox exec: %v\n%s", err, out)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("stale cgroup %s is still there", p)
+		}
 	}
 }

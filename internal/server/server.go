@@ -361,6 +361,9 @@ func (s *Server) chooseSandboxInit(ctx context.Context) error {
 	path, explicit := s.cfg.SandboxInit, s.cfg.SandboxInit != ""
 	if !explicit {
 		if path = sandbox.SiblingInit(); path == "" {
+			s.logger.InfoContext(ctx, "server: sandboxes start from keyhole's own binary, "+
+				"about 15 ms more per sandbox; build keyhole-sandbox-init beside it "+
+				"(go build -o DIR ./cmd/...) or name one with --sandbox-init")
 			return nil
 		}
 	}
