@@ -87,6 +87,7 @@ type Sandbox struct {
 	ctlDone      chan struct{}   // closed when the control loop has returned
 	copies       sync.WaitGroup  // copies between the command's pipes and the spec's streams
 	cleanups     *sync.WaitGroup // the runner's: counts inits still exiting
+	ended        func()          // called once Wait has the result, if set
 	idle         *time.Timer     // ends a spare left unused; nil otherwise
 	waitOnce     sync.Once
 	result       *Result
@@ -116,9 +117,12 @@ func (r *Runner) Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	if r.Warm && spec.Net != NetHost {
-		defer r.refill()
+		defer r.scheduleRefill()
 		if sb := r.takeSpare(ctx); sb != nil {
 			started, err := sb.startWarm(ctx, spec)
+			if err == nil {
+				started.ended = r.refill
+			}
 			if !errors.Is(err, errSpareUnfit) {
 				return started, err
 			}

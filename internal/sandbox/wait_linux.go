@@ -41,6 +41,9 @@ func (sb *Sandbox) wait() (*Result, error) {
 		<-sb.ctlDone
 		sb.cleanup()
 	}()
+	if sb.ended != nil {
+		sb.ended()
+	}
 	sb.log.Debug("sandbox: ended", "status", res.Status(), "killed", string(res.Killed),
 		"wall", res.Wall, "cpu", res.CPU, "peak_memory", res.PeakMemory)
 	return res, nil
