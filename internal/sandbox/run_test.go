@@ -326,3 +326,29 @@ func TestStaleCgroupsSwept(t *testing.T) {
 		}
 	}
 }
+
+func TestRunWarmCloseWhileRunning(t *testing.T) {
+	requireSandbox(t)
+	r := &sandbox.Runner{Warm: true}
+	sb, err := r.Start(t.Context(), &sandbox.Spec{Command: []string{"/bin/sleep", "0.3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zygote := r.ZygotePid()
+	// Closing the runner ends its spares but not a sandbox still running,
+	// nor the zygote that must report how that sandbox's init ended.
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sb.Wait()
+	if err != nil || res.Status() != 0 {
+		t.Fatalf("Wait after Close: %v, %+v", err, res)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(zygote, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("zygote %d still running after its last sandbox ended", zygote)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
