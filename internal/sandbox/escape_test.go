@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/keyhole/keyhole/internal/sandbox"
 )
 
 // Each test here runs the real keyhole binary and tries one way out of the
@@ -325,5 +328,63 @@ func TestEscapeSignalInit(t *testing.T) {
 	res := probe(t, nil, "kill1")
 	if !strings.Contains(res.stdout, "kill 1: EPERM") {
 		t.Errorf("want EPERM, got %q", res.stdout)
+	}
+}
+
+// TestEscapeWarm runs the containment probes through a Warm runner, the
+// server's path: inits cloned by a zygote, spares that built their root
+// ahead with the host's tree at /.host until the job's mounts are made.
+func TestEscapeWarm(t *testing.T) {
+	requireSandbox(t)
+	r := &sandbox.Runner{Warm: true, Spares: 2}
+	t.Cleanup(func() { r.Close() })
+	dataDir := t.TempDir()
+	secret := filepath.Join(dataDir, "key")
+	os.WriteFile(secret, []byte(canaryValue), 0o600)
+	run := func(action string, args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		res, err := r.Run(t.Context(), &sandbox.Spec{
+			Command: append([]string{"/probe"}, args...),
+			Env:     []string{probeEnv + "=" + action},
+			Mounts:  []sandbox.Mount{{Source: testBin, Target: "/probe"}},
+			Stdout:  &out, Stderr: &out,
+		})
+		if err != nil || res.Status() != 0 {
+			t.Fatalf("probe %s: %v, %+v\n%s", action, err, res, out.String())
+		}
+		assertNoCanary(t, out.String())
+		return out.String()
+	}
+	// Twice each: the first may take a fresh init, the second a spare.
+	for range 2 {
+		paths := []string{"/.host", "/.host/etc/shadow", "/etc/shadow", "/root", secret,
+			dataDir, fmt.Sprintf("/proc/%d/environ", os.Getpid())}
+		out := run("read", paths...)
+		for _, p := range paths {
+			if !strings.Contains(out, p+": ENOENT") {
+				t.Errorf("%s: want ENOENT, got\n%s", p, out)
+			}
+		}
+		if out := run("procs"); strings.Count(out, "pid ") != 2 {
+			t.Errorf("want only pid 1 and the probe, got\n%s", out)
+		}
+		if out := run("environ"); !strings.Contains(out, "/proc/1/environ: EACCES") {
+			t.Errorf("the init's environment is readable:\n%s", out)
+		}
+		for line := range strings.Lines(run("fds")) {
+			fd, target, _ := strings.Cut(strings.TrimPrefix(line, "fd "), " -> ")
+			if fd != "0" && fd != "1" && fd != "2" && strings.TrimSpace(target) != "" {
+				t.Errorf("descriptor %s -> %s reached the sandbox", fd, strings.TrimSpace(target))
+			}
+		}
+	}
+	// The zygote holds nothing of this process's environment.
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.ZygotePid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(env, []byte(canaryValue)) || bytes.Contains(env, []byte(canaryName)) {
+		t.Errorf("the zygote's environment holds the canary")
 	}
 }
