@@ -207,6 +207,12 @@ func (z *zygote) spawn(netHost bool, ctl *os.File, stdio []*os.File, cgroup *os.
 		return r.proc, r.err
 	case <-z.gone:
 		return nil, errZygoteGone
+	case <-time.After(setupTimeout):
+		// A zygote that does not answer is ended; the runner starts this
+		// init itself and the next from a new zygote.
+		z.cmd.Process.Kill()
+		<-z.gone
+		return nil, errZygoteGone
 	}
 }
 
