@@ -1,23 +1,33 @@
 package server_test
 
 import (
-	"io"
+	"bytes"
 	"log/slog"
 	"sync"
 )
 
-// newLogger logs JSON into w, safely from many goroutines.
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(&lockedWriter{w: w}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// newLogger logs JSON into buf.
+func newLogger(buf *logBuffer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// logBuffer holds a server's log. The server's goroutines write to it while
+// a test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.buf.Write(p)
 }
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logBuffer) Bytes() []byte { return []byte(l.String()) }

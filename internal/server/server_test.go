@@ -39,7 +39,7 @@ type bundle struct {
 	dsn   string
 	admin *client.Client
 	token string
-	logs  *bytes.Buffer
+	logs  *logBuffer
 	stop  func()
 }
 
@@ -63,7 +63,7 @@ func tryStart(t testing.TB, dir, dsn, keyURL string) (*bundle, error) {
 func startConfig(t testing.TB, cfg server.Config) (*bundle, error) {
 	t.Helper()
 	dir, dsn := cfg.DataDir, cfg.DB
-	logs := &bytes.Buffer{}
+	logs := &logBuffer{}
 	logger := newLogger(logs)
 	if _, bench := t.(*testing.B); bench {
 		logger = nil
