@@ -23,7 +23,7 @@ func (r *Runner) takeSpare(ctx context.Context) *Sandbox {
 				r.mu.Unlock()
 				return nil
 			}
-			changed := r.sparesChanged()
+			changed := r.sparesChangedLocked()
 			r.mu.Unlock()
 			select {
 			case <-changed:
@@ -45,18 +45,18 @@ func (r *Runner) takeSpare(ctx context.Context) *Sandbox {
 	}
 }
 
-// sparesChanged returns a channel closed when a spare is next added or
+// sparesChangedLocked returns a channel closed when a spare is next added or
 // fails to start. r.mu must be held.
-func (r *Runner) sparesChanged() chan struct{} {
+func (r *Runner) sparesChangedLocked() chan struct{} {
 	if r.changed == nil {
 		r.changed = make(chan struct{})
 	}
 	return r.changed
 }
 
-// spawned records that a spare finished starting, as sb or not at all, and
-// wakes those waiting for one. r.mu must be held.
-func (r *Runner) spawned(sb *Sandbox) {
+// spawnedLocked records that a spare finished starting, as sb or not at
+// all, and wakes those waiting for one. r.mu must be held.
+func (r *Runner) spawnedLocked(sb *Sandbox) {
 	r.spawning--
 	if sb != nil {
 		r.spares = append(r.spares, sb)
@@ -106,7 +106,7 @@ func (r *Runner) addSpare() {
 	sb, err := r.spawnSpare()
 	if err != nil {
 		r.mu.Lock()
-		r.spawned(nil)
+		r.spawnedLocked(nil)
 		r.mu.Unlock()
 		r.logger().Warn("sandbox: start a spare init", "error", err)
 		return
@@ -114,10 +114,10 @@ func (r *Runner) addSpare() {
 	r.mu.Lock()
 	kept := !r.closed
 	if kept {
-		r.spawned(sb)
+		r.spawnedLocked(sb)
 		sb.idle = time.AfterFunc(r.spareIdle(), func() { r.expire(sb) })
 	} else {
-		r.spawned(nil)
+		r.spawnedLocked(nil)
 	}
 	r.mu.Unlock()
 	if !kept {
