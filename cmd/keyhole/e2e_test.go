@@ -45,13 +45,13 @@ type serverProc struct {
 	cmd  *exec.Cmd
 	url  string
 	dir  string
-	logs *bytes.Buffer
+	logs *syncBuffer
 }
 
 func startServer(t *testing.T, dir string) *serverProc {
 	t.Helper()
 	port := freePort(t)
-	p := &serverProc{url: "http://127.0.0.1:" + port, dir: dir, logs: &bytes.Buffer{}}
+	p := &serverProc{url: "http://127.0.0.1:" + port, dir: dir, logs: &syncBuffer{}}
 	p.cmd = exec.Command(binary, "server", "--listen", "127.0.0.1:"+port, "--data-dir", dir)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
