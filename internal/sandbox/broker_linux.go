@@ -97,30 +97,34 @@ func listenLoopback(port int) (*os.File, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	sa := &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
-	if err := unix.Bind(fd, sa); err != nil {
+	if port, err = bindLoopback(fd, port); err != nil {
 		unix.Close(fd)
 		return nil, 0, err
-	}
-	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
-		unix.Close(fd)
-		return nil, 0, err
-	}
-	got, err := unix.Getsockname(fd)
-	if err != nil {
-		unix.Close(fd)
-		return nil, 0, err
-	}
-	in4, ok := got.(*unix.SockaddrInet4)
-	if !ok {
-		unix.Close(fd)
-		return nil, 0, errors.New("not an IPv4 socket")
 	}
 	f, _, err := pollable(fd, "broker-listener")
 	if err != nil {
 		return nil, 0, err
 	}
-	return f, in4.Port, nil
+	return f, port, nil
+}
+
+// bindLoopback binds socket fd to 127.0.0.1:port and listens on it.
+func bindLoopback(fd, port int) (int, error) {
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return 0, err
+	}
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		return 0, err
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0, err
+	}
+	in4, ok := got.(*unix.SockaddrInet4)
+	if !ok {
+		return 0, errors.New("not an IPv4 socket")
+	}
+	return in4.Port, nil
 }
 
 // brokerDialTimeout bounds one connection attempt to the broker's socket.

@@ -50,15 +50,7 @@ func InitMain() int {
 	}
 	// Started as /proc/self/exe by a zygote, it would show as "exe".
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&initName[0])), 0, 0, 0)
-	debug.SetGCPercent(initGCPercent)
-	// Whatever keyhole's caller left open without close-on-exec must not
-	// reach the command: a handle on a host folder would undo the mount
-	// namespace.
-	if err := markInheritedCloexec(); err != nil {
-		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
-		return 125
-	}
-	ctl, err := newChannel(controlFD)
+	ctl, err := openControl()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox init: %v\n", err)
 		return 125
@@ -109,6 +101,18 @@ func (in *initProcess) fail(err error) {
 		kind = le.kind
 	}
 	in.ctl.send(&message{Type: msgError, Error: err.Error(), Kind: kind})
+}
+
+// openControl is how the init and the zygote start: with the collector at
+// its running setting, every inherited descriptor but the control channel
+// marked close-on-exec (a handle on a host folder reaching the command
+// would undo the mount namespace), and that channel opened.
+func openControl() (*channel, error) {
+	debug.SetGCPercent(initGCPercent)
+	if err := markInheritedCloexec(); err != nil {
+		return nil, err
+	}
+	return newChannel(controlFD)
 }
 
 // markInheritedCloexec sets close-on-exec on every descriptor above the

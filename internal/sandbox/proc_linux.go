@@ -14,16 +14,17 @@ import (
 type initProc interface {
 	Pid() int
 	Signal(sig os.Signal) error
-	// Wait blocks until the init has been reaped.
-	Wait() procExit
+	// Wait blocks until the init has been reaped and returns what it
+	// spent; zero when it was reaped by someone else.
+	Wait() procUsage
 }
 
-// procExit is how an init ended, as its parent reaped it.
-type procExit struct {
-	known  bool // false when the init was reaped by someone else
-	status syscall.WaitStatus
-	cpu    time.Duration // the init's and its reaped children's
-	maxRSS int64         // bytes
+// procUsage is what an init and the children it reaped spent, as its
+// parent saw when it reaped it. How the command ended comes from the init
+// itself.
+type procUsage struct {
+	cpu    time.Duration
+	maxRSS int64 // bytes
 }
 
 // cmdProc is an init started by this process.
@@ -32,21 +33,18 @@ type cmdProc struct{ cmd *exec.Cmd }
 func (p cmdProc) Pid() int                   { return p.cmd.Process.Pid }
 func (p cmdProc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
-func (p cmdProc) Wait() procExit {
+func (p cmdProc) Wait() procUsage {
 	p.cmd.Wait()
-	return exitOf(p.cmd.ProcessState)
+	return usageOf(p.cmd.ProcessState)
 }
 
-func exitOf(ps *os.ProcessState) procExit {
-	e := procExit{known: ps != nil}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
-		e.status = ws
-	}
+func usageOf(ps *os.ProcessState) procUsage {
+	var u procUsage
 	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		e.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		e.maxRSS = ru.Maxrss << 10
+		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		u.maxRSS = ru.Maxrss << 10
 	}
-	return e
+	return u
 }
 
 // initAttr is how an init is cloned: into fresh namespaces, a private

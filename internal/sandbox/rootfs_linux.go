@@ -60,10 +60,10 @@ func buildCommonRoot(net NetMode) error {
 // caller's mounts. It then lets go of the host's tree, makes the root
 // read-only and leaves the init in /work.
 func finishRoot(cfg *initConfig) error {
+	defer func() { closeFDs(cfg.sourceFDs) }()
 	if err := openSources(cfg); err != nil {
 		return err
 	}
-	defer func() { closeFDs(cfg.sourceFDs) }()
 	for _, step := range []func(*initConfig) error{mountShm, mountScratch, mountUser, dropHost} {
 		if err := step(cfg); err != nil {
 			return err

@@ -72,7 +72,7 @@ func (r *Runner) Run(ctx context.Context, spec *Spec) (*Result, error) {
 // Sandbox is one running sandbox.
 type Sandbox struct {
 	proc   initProc
-	reaped procExit // how the init ended, once done is closed
+	reaped procUsage // what the init spent, once done is closed
 	ctl    *channel
 	cg     *cgroup
 	spec   *Spec
@@ -382,11 +382,15 @@ func (sb *Sandbox) kill(reason KillReason) {
 	sb.proc.Signal(unix.SIGKILL)
 }
 
-// cleanup releases what Start took when it fails.
+// cleanup releases what a sandbox took once its init is gone or was never
+// started. It also waits for the copies into the spec's writers, which end
+// once no process holds the pipes: a failed Start must not return while
+// they may still write to the caller's buffers.
 func (sb *Sandbox) cleanup() {
 	if sb.ctl != nil {
 		sb.ctl.close()
 	}
+	sb.copies.Wait()
 	if sb.cg == nil {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -37,21 +36,15 @@ type spawnRequest struct {
 	Cgroup  bool `json:"cgroup,omitempty"`
 }
 
-// reapedInit is how an init the zygote started ended.
+// reapedInit is what an init the zygote started spent.
 type reapedInit struct {
-	Status    int   `json:"status"`
 	CPUNS     int64 `json:"cpu_ns"`
 	MaxRSSKiB int64 `json:"max_rss_kib"`
 }
 
 // zygoteMain serves spawn requests until the runner closes the socket.
 func zygoteMain() int {
-	debug.SetGCPercent(initGCPercent)
-	if err := markInheritedCloexec(); err != nil {
-		fmt.Fprintf(os.Stderr, "keyhole sandbox zygote: %v\n", err)
-		return 125
-	}
-	ch, err := newChannel(controlFD)
+	ch, err := openControl()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole sandbox zygote: %v\n", err)
 		return 125
@@ -119,9 +112,9 @@ func spawnInit(ch *channel, req *spawnRequest, fds []int) {
 	}
 	go func() {
 		cmd.Wait()
-		e := exitOf(cmd.ProcessState)
-		ch.send(&message{Type: msgReaped, Pid: pid, Reaped: &reapedInit{Status: int(e.status),
-			CPUNS: int64(e.cpu), MaxRSSKiB: e.maxRSS >> 10}})
+		u := usageOf(cmd.ProcessState)
+		ch.send(&message{Type: msgReaped, Pid: pid,
+			Reaped: &reapedInit{CPUNS: int64(u.cpu), MaxRSSKiB: u.maxRSS >> 10}})
 	}()
 }
 
@@ -257,8 +250,8 @@ func (z *zygote) read() {
 			last := z.closing && len(z.procs) == 0
 			z.mu.Unlock()
 			if p != nil && m.Reaped != nil {
-				p.finish(procExit{known: true, status: syscall.WaitStatus(m.Reaped.Status),
-					cpu: time.Duration(m.Reaped.CPUNS), maxRSS: m.Reaped.MaxRSSKiB << 10})
+				p.finish(procUsage{cpu: time.Duration(m.Reaped.CPUNS),
+					maxRSS: m.Reaped.MaxRSSKiB << 10})
 			}
 			if last {
 				z.ch.close()
@@ -303,23 +296,29 @@ func (z *zygote) close() {
 // zygoteProc is an init the zygote started.
 type zygoteProc struct {
 	pid    int
-	pidfd  int // -1 without pidfd support
 	reaped chan struct{}
 	once   sync.Once
-	exit   procExit
+	usage  procUsage
+
+	mu    sync.Mutex
+	pidfd int // -1 without pidfd support, and once reaped
 }
 
 func (p *zygoteProc) Pid() int { return p.pid }
 
+// Signal sends sig through the pidfd, which cannot reach another process
+// that took the pid; the lock keeps finish from closing it meanwhile.
 func (p *zygoteProc) Signal(sig os.Signal) error {
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return errors.New("sandbox: unsupported signal")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	select {
 	case <-p.reaped:
 		return os.ErrProcessDone
 	default:
-	}
-	s, ok := sig.(syscall.Signal)
-	if !ok {
-		return errors.New("sandbox: unsupported signal")
 	}
 	if p.pidfd >= 0 {
 		return unix.PidfdSendSignal(p.pidfd, s, nil, 0)
@@ -327,25 +326,32 @@ func (p *zygoteProc) Signal(sig os.Signal) error {
 	return unix.Kill(p.pid, s)
 }
 
-func (p *zygoteProc) Wait() procExit {
+func (p *zygoteProc) Wait() procUsage {
 	<-p.reaped
-	return p.exit
+	return p.usage
 }
 
-func (p *zygoteProc) finish(e procExit) {
+func (p *zygoteProc) finish(u procUsage) {
 	p.once.Do(func() {
-		p.exit = e
+		p.usage = u
+		p.mu.Lock()
 		if p.pidfd >= 0 {
 			unix.Close(p.pidfd)
+			p.pidfd = -1
 		}
 		close(p.reaped)
+		p.mu.Unlock()
 	})
 }
 
 // watchOrphan waits for an init whose zygote is gone to exit.
 func (p *zygoteProc) watchOrphan() {
-	if p.pidfd >= 0 {
-		fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	p.mu.Lock()
+	pidfd := p.pidfd
+	p.mu.Unlock()
+	// Only finish, below, closes the pidfd.
+	if pidfd >= 0 {
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 		for {
 			_, err := unix.Poll(fds, -1)
 			if err != unix.EINTR {
@@ -357,5 +363,5 @@ func (p *zygoteProc) watchOrphan() {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	p.finish(procExit{})
+	p.finish(procUsage{})
 }
