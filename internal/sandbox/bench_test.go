@@ -29,56 +29,43 @@ func BenchmarkStartTrue(b *testing.B) {
 	// The runner a job takes, with keyhole's binary or keyhole-sandbox-init
 	// as the init, cold and Warm: a Warm runner clones inits from a zygote
 	// and keeps spares started ahead, 4 as the server does with its
-	// default 4 workers.
-	for _, c := range []struct {
-		name string
-		init string
-		warm bool
-	}{
-		{"keyhole-api", keyholeBin, false},
-		{"keyhole-api-warm", keyholeBin, true},
-		{"keyhole-api-init", sandboxInit(), false},
-		{"keyhole-api-init-warm", sandboxInit(), true},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			r := &sandbox.Runner{InitPath: c.init, Warm: c.warm, Spares: 4}
-			defer r.Close()
-			spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
-			timeRuns(b, func() error {
-				_, err := r.Run(b.Context(), spec)
-				return err
-			})
-		})
-	}
-	b.Run("bwrap", func(b *testing.B) {
-		bwrap, err := exec.LookPath("bwrap")
-		if err != nil {
-			b.Skip("bwrap is not installed (apt-get install bubblewrap); skipping the baseline")
-		}
-		args := bwrapArgs(job)
-		timeRuns(b, func() error { return exec.Command(bwrap, args...).Run() })
-	})
-	// The same, with runs 20 ms apart.
+	// default 4 workers. "spaced" runs are 20 ms apart, as jobs that
+	// arrive apart rather than back to back.
+	const gap = 20 * time.Millisecond
+	b.Run("keyhole-api", func(b *testing.B) { benchRunner(b, job, keyholeBin, false, 0) })
+	b.Run("keyhole-api-warm", func(b *testing.B) { benchRunner(b, job, keyholeBin, true, 0) })
+	b.Run("keyhole-api-init", func(b *testing.B) { benchRunner(b, job, sandboxInit(), false, 0) })
+	b.Run("keyhole-api-init-warm", func(b *testing.B) { benchRunner(b, job, sandboxInit(), true, 0) })
+	b.Run("bwrap", func(b *testing.B) { benchBwrap(b, job, 0) })
 	b.Run("keyhole-api-init-warm-spaced", func(b *testing.B) {
-		r := &sandbox.Runner{InitPath: sandboxInit(), Warm: true, Spares: 4}
-		defer r.Close()
-		spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
-		timeSpacedRuns(b, 20*time.Millisecond, func() error {
-			_, err := r.Run(b.Context(), spec)
-			return err
-		})
+		benchRunner(b, job, sandboxInit(), true, gap)
 	})
-	b.Run("bwrap-spaced", func(b *testing.B) {
-		bwrap, err := exec.LookPath("bwrap")
-		if err != nil {
-			b.Skip("bwrap is not installed (apt-get install bubblewrap); skipping the baseline")
-		}
-		args := bwrapArgs(job)
-		timeSpacedRuns(b, 20*time.Millisecond, func() error { return exec.Command(bwrap, args...).Run() })
-	})
+	b.Run("bwrap-spaced", func(b *testing.B) { benchBwrap(b, job, gap) })
 	b.Run("fork-exec", func(b *testing.B) {
 		timeRuns(b, func() error { return exec.Command("/bin/true").Run() })
 	})
+}
+
+// benchRunner times /bin/true in sandboxes from a runner of its own, so
+// that no spare outlives the sub-benchmark.
+func benchRunner(b *testing.B, job, init string, warm bool, gap time.Duration) {
+	r := &sandbox.Runner{InitPath: init, Warm: warm, Spares: 4}
+	defer r.Close()
+	spec := &sandbox.Spec{Command: []string{"/bin/true"}, Dir: job}
+	timeSpacedRuns(b, gap, func() error {
+		_, err := r.Run(b.Context(), spec)
+		return err
+	})
+}
+
+// benchBwrap times /bin/true under bwrap with equivalent flags.
+func benchBwrap(b *testing.B, job string, gap time.Duration) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		b.Skip("bwrap is not installed (apt-get install bubblewrap); skipping the baseline")
+	}
+	args := bwrapArgs(job)
+	timeSpacedRuns(b, gap, func() error { return exec.Command(bwrap, args...).Run() })
 }
 
 // bwrapArgs asks bwrap for what keyhole builds: every namespace, a new

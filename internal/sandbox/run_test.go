@@ -297,6 +297,15 @@ func TestRunWarmZygoteLost(t *testing.T) {
 	if got := r.ZygotePid(); got == pid || got == 0 {
 		t.Errorf("zygote pid %d after %d died", got, pid)
 	}
+	// The first init, orphaned, is seen to exit through its pidfd, so
+	// Close, which waits for every init to exit, returns.
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still waits for the orphaned init after 10s")
+	}
 }
 
 func TestStaleCgroupsSwept(t *testing.T) {
